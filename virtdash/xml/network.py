@@ -1,0 +1,155 @@
+"""``<network>``: virtual networks, with a builder per forward mode."""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid as uuid_mod
+from typing import Self
+
+from .base import BOOL_ON_OFF, XMLChildren, XMLObject, XMLProperty
+from .errors import XMLValueError
+from .names import (
+    validate_bridge_name,
+    validate_mac,
+    validate_network_name,
+    validate_uuid,
+)
+
+#: ``isolated`` means no ``<forward>`` element at all.
+FORWARD_MODES = ("nat", "route", "open", "bridge", "isolated")
+
+
+class DhcpHost(XMLObject):
+    """A static lease: ``<host mac=... name=... ip=.../>``."""
+
+    TAG = "host"
+
+    mac = XMLProperty("./@mac", validate=validate_mac)
+    name = XMLProperty("./@name")
+    ip = XMLProperty("./@ip")
+
+
+class NetworkIP(XMLObject):
+    TAG = "ip"
+
+    family = XMLProperty("./@family")
+    address = XMLProperty("./@address")
+    prefix = XMLProperty("./@prefix", int)
+    netmask = XMLProperty("./@netmask")
+    dhcp_start = XMLProperty("./dhcp/range/@start")
+    dhcp_end = XMLProperty("./dhcp/range/@end")
+    dhcp_hosts = XMLChildren(DhcpHost, "./dhcp")
+
+    @property
+    def interface(self) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
+        """Address plus prefix, whether libvirt wrote ``prefix`` or ``netmask``."""
+        if not self.address:
+            return None
+        suffix = self.prefix if self.prefix is not None else self.netmask
+        try:
+            return ipaddress.ip_interface(f"{self.address}/{suffix}" if suffix is not None else self.address)
+        except ValueError:
+            return None
+
+    def add_dhcp_host(self, mac: str, ip: str, name: str | None = None) -> DhcpHost:
+        iface = self.interface
+        if iface is None or ipaddress.ip_address(ip) not in iface.network:
+            raise XMLValueError(f"{ip} is not inside this network.")
+        host = self.dhcp_hosts.new()
+        host.mac, host.ip, host.name = mac, ip, name
+        return host
+
+
+class Network(XMLObject):
+    TAG = "network"
+
+    name = XMLProperty("./name", validate=validate_network_name)
+    uuid = XMLProperty("./uuid", validate=validate_uuid)
+    forward_mode = XMLProperty("./forward/@mode")
+    forward_dev = XMLProperty("./forward/@dev")
+    bridge_name = XMLProperty("./bridge/@name", validate=validate_bridge_name)
+    bridge_stp = XMLProperty("./bridge/@stp", bool, bool_values=BOOL_ON_OFF)
+    domain_name = XMLProperty("./domain/@name")
+    mac = XMLProperty("./mac/@address", validate=validate_mac)
+    ips = XMLChildren(NetworkIP)
+
+    @property
+    def mode(self) -> str:
+        """The forward mode, or ``"isolated"`` when there is no ``<forward>``."""
+        return self.forward_mode or "isolated"
+
+    @property
+    def ipv4(self) -> NetworkIP | None:
+        return next((ip for ip in self.ips if ip.family in (None, "ipv4")), None)
+
+    @classmethod
+    def new(
+        cls,
+        name: str,
+        mode: str = "nat",
+        *,
+        ipv4: str | None = "192.168.100.1/24",
+        dhcp: bool = True,
+        bridge: str | None = None,
+    ) -> Self:
+        """``ipv4`` is the host side ``address/prefix``; DHCP hands out the rest of the subnet.
+
+        ``mode="bridge"`` attaches to an existing host bridge (``bridge``) and has no IP.
+        """
+        if mode not in FORWARD_MODES:
+            raise XMLValueError(f"Network mode must be one of {', '.join(FORWARD_MODES)}, got {mode!r}.")
+        net = cls.blank()
+        net.name = name
+        net.uuid = str(uuid_mod.uuid4())
+        if mode != "isolated":
+            net.forward_mode = mode
+        if mode == "bridge":
+            if not bridge:
+                raise XMLValueError("A bridged network needs the name of an existing host bridge.")
+            net.bridge_name = bridge
+            return net
+        if bridge:
+            net.bridge_name = bridge
+        if ipv4:
+            _add_ipv4(net, ipv4, dhcp)
+        return net
+
+    @classmethod
+    def new_nat(cls, name: str, ipv4: str = "192.168.100.1/24", dhcp: bool = True) -> Self:
+        return cls.new(name, "nat", ipv4=ipv4, dhcp=dhcp)
+
+    @classmethod
+    def new_routed(cls, name: str, ipv4: str, dhcp: bool = True) -> Self:
+        return cls.new(name, "route", ipv4=ipv4, dhcp=dhcp)
+
+    @classmethod
+    def new_open(cls, name: str, ipv4: str, dhcp: bool = True) -> Self:
+        return cls.new(name, "open", ipv4=ipv4, dhcp=dhcp)
+
+    @classmethod
+    def new_isolated(cls, name: str, ipv4: str = "192.168.100.1/24", dhcp: bool = True) -> Self:
+        return cls.new(name, "isolated", ipv4=ipv4, dhcp=dhcp)
+
+    @classmethod
+    def new_bridge(cls, name: str, bridge: str) -> Self:
+        return cls.new(name, "bridge", ipv4=None, bridge=bridge)
+
+
+def _add_ipv4(net: Network, ipv4: str, dhcp: bool) -> None:
+    try:
+        iface = ipaddress.IPv4Interface(ipv4)
+    except ValueError:
+        raise XMLValueError(f"{ipv4!r} is not an IPv4 address with prefix, e.g. 192.168.100.1/24.") from None
+    subnet = iface.network
+    if subnet.prefixlen > 30:
+        raise XMLValueError(f"{subnet} is too small; use a /30 or larger.")
+    if iface.ip in (subnet.network_address, subnet.broadcast_address):
+        raise XMLValueError(f"{iface.ip} is the network or broadcast address of {subnet}.")
+    ip = net.ips.new()
+    ip.address = str(iface.ip)
+    ip.prefix = subnet.prefixlen
+    if dhcp:
+        # Everything in the subnet but the gateway, keeping the range contiguous.
+        first, last = subnet.network_address + 1, subnet.broadcast_address - 1
+        start, end = (first, last - 1) if iface.ip == last else (iface.ip + 1, last)
+        ip.dhcp_start, ip.dhcp_end = str(start), str(end)
