@@ -1,0 +1,60 @@
+"""Fixtures for the XML layer tests: the shared corpus and tree-comparison helpers.
+
+No Django here: these tests must run with plain ``pytest tests/unit/xml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+REPO = Path(__file__).resolve().parents[3]
+CORPUS = REPO.parent / "shared" / "corpus" / "domains"
+
+
+def corpus_files(root_tag: str | None = None) -> list[Path]:
+    """Corpus files (optionally only those whose root is ``root_tag``); [] if absent."""
+    if not CORPUS.is_dir():
+        return []
+    files = sorted(CORPUS.glob("*.xml"))
+    if root_tag is None:
+        return files
+    return [f for f in files if etree.parse(str(f)).getroot().tag == root_tag]
+
+
+def corpus_params(root_tag: str | None = None) -> list[object]:
+    files = corpus_files(root_tag)
+    if not files:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"corpus not found at {CORPUS}"))]
+    return [pytest.param(f, id=f.name) for f in files]
+
+
+def c14n(element: etree._Element) -> bytes:
+    return etree.tostring(element, method="c14n2")
+
+
+def flatten(element: etree._Element) -> set[tuple[str, tuple[tuple[str, str], ...], str]]:
+    """Every node as (path, attributes, stripped text): whitespace-insensitive tree identity."""
+    tree = element.getroottree()
+    return {
+        (tree.getpath(node), tuple(sorted(node.attrib.items())) if isinstance(node.tag, str) else (), (node.text or "").strip())
+        for node in element.iter()
+    }
+
+
+@pytest.fixture
+def assert_only_changed() -> Callable[[etree._Element, etree._Element, str], None]:
+    """Assert that ``after`` differs from ``before`` only at ``path``, its ancestors or descendants."""
+
+    def check(before: etree._Element, after: etree._Element, path: str) -> None:
+        diff = flatten(before) ^ flatten(after)
+        stray = [
+            entry for entry in diff
+            if not (entry[0] == path or path.startswith(entry[0] + "/") or entry[0].startswith(path + "/"))
+        ]
+        assert not stray, f"edit at {path} also changed {sorted(stray)[:5]}"
+
+    return check
