@@ -1,0 +1,145 @@
+"""Jobs: create a row, enqueue its task after commit, run it with progress, detect dead workers.
+
+A task body is `work(job, report)`; `report(percent, message)` updates the row and tells the
+browser. Failures of libvirt become the job's message in words an operator understands.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core import audit, live
+from core.choices import AuditResult, JobStatus
+from core.models import Job
+from hosts.virt.errors import VirtError
+
+log = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 10
+
+Report = Callable[[int, str], None]
+
+
+class JobRefused(Exception):
+    """The job cannot start (e.g. another job holds the guest's lock); message for the user."""
+
+
+def job_topics(job: Job) -> list[str]:
+    topics = [f"job.{job.pk}", "jobs"]
+    if job.guest_uuid:
+        topics.append(f"guest.{job.guest_uuid}")
+    if job.actor_id:
+        topics.append(f"user.{job.actor_id}")
+    return topics
+
+
+def _publish(job: Job) -> None:
+    live.publish(job_topics(job), "job", {"id": job.pk, "status": job.status, "progress": job.progress,
+                                          "message": job.message[:500], "kind": job.kind})
+
+
+def active_job_for_guest(guest_uuid: str) -> Job | None:
+    return Job.objects.filter(guest_uuid=guest_uuid, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
+
+
+def create(actor, kind: str, *, host=None, guest=None, target_name: str = "", params: dict | None = None,
+           lock_guest: bool = True) -> Job:
+    """Create a queued Job; refuses when another unfinished job holds the same guest."""
+    guest_uuid = guest.uuid if guest is not None else ""
+    with transaction.atomic():
+        if guest_uuid and lock_guest:
+            busy = active_job_for_guest(guest_uuid)
+            if busy is not None:
+                raise JobRefused(f"{guest.name} is busy with job #{busy.pk} ({busy.kind}); wait for it to finish.")
+        job = Job.objects.create(
+            kind=kind, actor=actor if actor and actor.is_authenticated else None,
+            actor_name=actor.get_username() if actor and actor.is_authenticated else "system",
+            host=host if host is not None else getattr(guest, "host", None), guest_uuid=guest_uuid,
+            target_name=target_name or (guest.name if guest is not None else str(host or "")), params=params or {},
+        )
+        audit.record(actor, kind, guest or host, result=AuditResult.QUEUED, detail=f"job #{job.pk}")
+        _publish(job)
+    return job
+
+
+def enqueue(job: Job, task) -> None:
+    """Send the job's id to its Celery task once the row is committed."""
+    transaction.on_commit(lambda: task.delay(job.pk))
+
+
+def _claim(job_id: int) -> Job | None:
+    """queued → running by compare-and-swap; a redelivered task may also retake a dead running job."""
+    now = timezone.now()
+    claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started=now, heartbeat=now, attempts=1)
+    if not claimed:
+        stale = now - timedelta(seconds=settings.VIRTDASH_STALE_JOB_SECONDS)
+        claimed = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, heartbeat__lt=stale).update(
+            heartbeat=now, message="Retrying after the worker stopped")
+    return Job.objects.filter(pk=job_id).first() if claimed else None
+
+
+def _beat(job_id: int, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_SECONDS):
+        Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(heartbeat=timezone.now())
+
+
+def finish(job: Job, status: str, message: str) -> None:
+    Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        status=status, message=message, finished=timezone.now(),
+        progress=100 if status == JobStatus.SUCCEEDED else job.progress, items=job.items)
+    job.refresh_from_db()
+    audit.record(job.actor, job.kind, target_type="job", target_id=str(job.pk), target_name=job.target_name,
+                 result=AuditResult.OK if status == JobStatus.SUCCEEDED else AuditResult.FAILED, detail=message)
+    _publish(job)
+
+
+def run(job_id: int, work: Callable[[Job, Report], str]) -> None:
+    """Run `work` for a job: claim it, heartbeat, record progress and the outcome."""
+    job = _claim(job_id)
+    if job is None:
+        return  # gone, finished, or running elsewhere: nothing to do
+    _publish(job)
+
+    def report(percent: int, message: str) -> None:
+        job.progress, job.message = max(0, min(100, int(percent))), message
+        Job.objects.filter(pk=job.pk).update(progress=job.progress, message=message, heartbeat=timezone.now(),
+                                             items=job.items)
+        _publish(job)
+
+    stop = threading.Event()
+    threading.Thread(target=_beat, args=(job.pk, stop), daemon=True).start()
+    try:
+        message = work(job, report)
+        finish(job, JobStatus.SUCCEEDED, message or "Done")
+    except (VirtError, JobRefused) as exc:
+        finish(job, JobStatus.FAILED, str(exc))
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        finish(job, JobStatus.FAILED, f"Internal error ({type(exc).__name__}); see the worker log.")
+    finally:
+        stop.set()
+
+
+def reap_stale(now=None) -> int:
+    """Mark jobs failed whose worker died: running without heartbeat, or queued far too long."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.VIRTDASH_STALE_JOB_SECONDS)
+    dead = Job.objects.filter(status=JobStatus.RUNNING, heartbeat__lt=stale)
+    count = 0
+    for job in dead:
+        updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, heartbeat__lt=stale).update(
+            status=JobStatus.FAILED, finished=now,
+            message="The worker running this job stopped (crashed or was killed); the job did not finish. "
+                    "Check the guest's state and run the action again if needed.")
+        if updated:
+            count += 1
+            job.refresh_from_db()
+            _publish(job)
+    return count

@@ -1,0 +1,43 @@
+from django.db import models
+
+from hosts.choices import HOST_STATUS_COLOURS, HostStatus
+
+
+class Host(models.Model):
+    """A hypervisor reached through one libvirt URI.
+
+    Invariants: `uri` passed `hosts.uri.validate_uri` and is unique; `status`, `last_error`,
+    `status_since` and `facts` are written only by the watcher and connection tests, so pages
+    read them without touching libvirt. `facts` holds the last successful read (kept while the
+    host is unreachable, with `facts_updated` telling its age). Removing a Host never touches
+    its guests in libvirt.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    uri = models.CharField(max_length=512, unique=True, verbose_name="libvirt URI")
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+
+    status = models.CharField(max_length=16, choices=HostStatus.choices, default=HostStatus.UNKNOWN)
+    status_since = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_checked = models.DateTimeField(null=True, blank=True)
+    facts = models.JSONField(default=dict, blank=True)
+    facts_updated = models.DateTimeField(null=True, blank=True)
+
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def status_colour(self) -> str:
+        return HOST_STATUS_COLOURS.get(self.status, "grey")
+
+    @property
+    def is_local(self) -> bool:
+        return self.uri.startswith(("qemu:///", "qemu+unix:///", "test:///", "test+unix:///"))

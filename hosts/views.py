@@ -1,0 +1,89 @@
+"""Host pages: thin views over hosts.services; every view asks core.policy."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from core.policy import Action, can, require, visible_hosts
+from guests.choices import ACTIVE_STATES
+from hosts import services
+from hosts.forms import HostForm
+from hosts.models import Host
+
+
+def _require_admin(request, action: str, target=None) -> None:
+    if not can(request.user, Action.ADMIN):
+        services.audit_denied(request.user, action, target)
+        raise PermissionDenied("Only admins can add, edit or remove hosts.")
+
+
+def host_list(request):
+    hosts = visible_hosts(request.user).annotate(
+        guest_count=Count("guests", distinct=True),
+        running_count=Count("guests", filter=Q(guests__state__in=ACTIVE_STATES), distinct=True),
+    )
+    template = "hosts/partials/_host_table.html" if request.GET.get("partial") else "hosts/host_list.html"
+    return render(request, template, {"hosts": hosts, "can_admin": can(request.user, Action.ADMIN)})
+
+
+def host_detail(request, pk: int):
+    host = get_object_or_404(Host, pk=pk)
+    require(request.user, Action.VIEW, host)
+    template = "hosts/partials/_host_facts.html" if request.GET.get("partial") else "hosts/host_detail.html"
+    return render(request, template, {"host": host, "facts": host.facts, "can_admin": can(request.user, Action.ADMIN)})
+
+
+def _save_with_check(request, form, host=None):
+    data = form.cleaned_data
+    if host is None:
+        host = services.create_host(request.user, **data)
+    else:
+        host = services.update_host(request.user, host, **data)
+    if host.enabled:
+        ok, message, found = services.test_connection(host.uri)
+        services.record_status(host, ok=ok, error=message, found=found)
+        (messages.success if ok else messages.warning)(request, f"Saved {host.name}. {message}")
+    else:
+        messages.success(request, f"Saved {host.name} (disabled).")
+    return redirect("hosts:detail", pk=host.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def host_add(request):
+    _require_admin(request, "host.add")
+    form = HostForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if "test" in request.POST:
+            ok, message, _ = services.test_connection(form.cleaned_data["uri"])
+            (messages.success if ok else messages.error)(request, message)
+        else:
+            return _save_with_check(request, form)
+    return render(request, "hosts/host_form.html", {"form": form, "adding": True})
+
+
+@require_http_methods(["GET", "POST"])
+def host_edit(request, pk: int):
+    host = get_object_or_404(Host, pk=pk)
+    _require_admin(request, "host.edit", host)
+    form = HostForm(request.POST or None, instance=Host.objects.get(pk=pk))
+    if request.method == "POST" and form.is_valid():
+        if "test" in request.POST:
+            ok, message, _ = services.test_connection(form.cleaned_data["uri"])
+            (messages.success if ok else messages.error)(request, message)
+        else:
+            return _save_with_check(request, form, host)
+    return render(request, "hosts/host_form.html", {"form": form, "host": host, "adding": False})
+
+
+@require_http_methods(["GET", "POST"])
+def host_delete(request, pk: int):
+    host = get_object_or_404(Host, pk=pk)
+    _require_admin(request, "host.remove", host)
+    if request.method == "POST":
+        name = host.name
+        services.delete_host(request.user, host)
+        messages.success(request, f"Removed {name} from VirtDash. Its guests in libvirt were not touched.")
+        return redirect("hosts:list")
+    return render(request, "hosts/host_confirm_delete.html", {"host": host})

@@ -1,0 +1,176 @@
+"""The watcher: one thread per enabled host holding its event connection.
+
+Each HostWatcher connects (with back-off), subscribes to domain events, pings the host every
+few seconds with a timeout, refreshes host facts, and calls the registered hooks (the guest
+inventory registers its own). libvirt callbacks only enqueue; all database work happens on the
+host's own thread, never in libvirt's event-loop thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Protocol
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from hosts import services
+from hosts.models import Host
+from hosts.virt import connections, events
+from hosts.virt.errors import VirtError
+
+log = logging.getLogger(__name__)
+PING_SECONDS = 4
+PING_TIMEOUT = 5
+
+
+class WatcherHooks(Protocol):
+    def on_connected(self, host: Host) -> None: ...  # full resync after (re)connect
+    def on_event(self, host: Host, event: events.DomainEvent) -> None: ...
+    def on_tick(self, host: Host) -> None: ...  # called about every second while connected
+    def on_disconnected(self, host: Host) -> None: ...
+
+
+_hooks: list[WatcherHooks] = []
+
+
+def register_hooks(hooks: WatcherHooks) -> None:
+    if hooks not in _hooks:
+        _hooks.append(hooks)
+
+
+def _run_hooks(method: str, *args) -> None:
+    for hooks in _hooks:
+        try:
+            getattr(hooks, method)(*args)
+        except VirtError:
+            raise
+        except Exception:
+            log.exception("watcher hook %s.%s failed", type(hooks).__name__, method)
+
+
+class HostWatcher(threading.Thread):
+    def __init__(self, host: Host):
+        super().__init__(name=f"watch:{host.name}", daemon=True)
+        self.host = host
+        self.inbox: queue.Queue = queue.Queue()
+        self.stopping = threading.Event()
+        self.conn = None
+        self.callback_ids: list[int] = []
+        self.failures = 0
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.inbox.put(("stop", None))
+
+    def connection_closed(self, reason: str) -> None:
+        self.inbox.put(("closed", reason))
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                if self.conn is None:
+                    self._connect()
+                else:
+                    self._serve()
+            except VirtError as exc:
+                self._mark_down(exc.detail or str(exc))
+            except Exception:
+                log.exception("watcher for %s failed; retrying", self.host.name)
+                self._mark_down("internal error in the watcher; see its log")
+            finally:
+                close_old_connections()
+        self._unsubscribe()
+
+    def _connect(self) -> None:
+        self.conn = connections.connection(self.host.uri, force=True)
+        self.callback_ids = connections.run_with_timeout(
+            lambda: events.subscribe(self.conn, lambda ev: self.inbox.put(("event", ev))),
+            PING_TIMEOUT, f"subscribing to {self.host.uri}")
+        self.failures = 0
+        services.refresh_facts(self.host)
+        _run_hooks("on_connected", self.host)
+        log.info("watching %s", self.host.uri)
+
+    def _serve(self) -> None:
+        next_ping = time.monotonic() + PING_SECONDS
+        next_facts = time.monotonic() + settings.VIRTDASH_HOST_REFRESH_SECONDS
+        while not self.stopping.is_set() and self.conn is not None:
+            try:
+                kind, payload = self.inbox.get(timeout=1)
+            except queue.Empty:
+                kind, payload = "tick", None
+            if kind == "closed":
+                raise VirtError(payload)
+            if kind == "event":
+                _run_hooks("on_event", self.host, payload)
+                continue
+            now = time.monotonic()
+            if now >= next_ping:
+                connections.call(self.host.uri, lambda c: c.getLibVersion(), timeout=PING_TIMEOUT)
+                next_ping = now + PING_SECONDS
+            if now >= next_facts:
+                services.refresh_facts(self.host)
+                next_facts = now + settings.VIRTDASH_HOST_REFRESH_SECONDS
+            _run_hooks("on_tick", self.host)
+
+    def _mark_down(self, reason: str) -> None:
+        self._unsubscribe()
+        connections.drop(self.host.uri, reason)
+        services.record_status(self.host, ok=False, error=reason)
+        _run_hooks("on_disconnected", self.host)
+        self.failures += 1
+        delay = min(30, 2 ** min(self.failures - 1, 5))
+        log.warning("%s unreachable (%s); retrying in %s s", self.host.name, reason, delay)
+        self.stopping.wait(delay)
+        self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                kind, _ = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "stop":
+                self.stopping.set()
+
+    def _unsubscribe(self) -> None:
+        conn, ids = self.conn, self.callback_ids
+        self.conn, self.callback_ids = None, []
+        if conn is not None and ids:
+            threading.Thread(target=events.unsubscribe, args=(conn, ids), daemon=True).start()
+
+
+class Supervisor:
+    """Keeps one HostWatcher per enabled host, following additions, edits and removals."""
+
+    def __init__(self):
+        self.watchers: dict[int, HostWatcher] = {}
+        connections.add_close_listener(self._on_close)
+
+    def _on_close(self, uri: str, reason: str) -> None:
+        for watcher in list(self.watchers.values()):
+            if watcher.host.uri == uri:
+                watcher.connection_closed(reason)
+
+    def sync(self) -> None:
+        wanted = {h.pk: h for h in Host.objects.filter(enabled=True)}
+        for pk, watcher in list(self.watchers.items()):
+            host = wanted.get(pk)
+            if host is None or host.uri != watcher.host.uri:
+                watcher.stop()
+                del self.watchers[pk]
+            else:
+                watcher.host.name = host.name
+        for pk, host in wanted.items():
+            if pk not in self.watchers:
+                watcher = HostWatcher(host)
+                self.watchers[pk] = watcher
+                watcher.start()
+
+    def stop(self) -> None:
+        for watcher in self.watchers.values():
+            watcher.stop()

@@ -1,0 +1,125 @@
+// One WebSocket per page. Messages are hints: elements with data-live-topics re-fetch their
+// fragment (data-live-src) when a topic they show changes; after a reconnect or a gap in a
+// topic's sequence numbers every fragment re-fetches, so nothing is silently missed.
+const statusDot = document.getElementById("live-status");
+const lastSeq = new Map();
+const listeners = new Set();
+let socket = null;
+let retryDelay = 500;
+
+function liveElements() {
+  return Array.from(document.querySelectorAll("[data-live-topics]"));
+}
+
+function wantedTopics() {
+  const topics = new Set(["jobs"]);
+  for (const el of liveElements()) el.dataset.liveTopics.split(/\s+/).filter(Boolean).forEach((t) => topics.add(t));
+  if (document.body.dataset.userId) topics.add(`user.${document.body.dataset.userId}`);
+  return Array.from(topics);
+}
+
+const pending = new Map();
+function refresh(el) {
+  // Debounce: a burst of events costs one fetch per fragment.
+  if (pending.has(el)) return;
+  pending.set(el, setTimeout(async () => {
+    pending.delete(el);
+    const src = el.dataset.liveSrc;
+    if (!src) return;
+    try {
+      const response = await fetch(src, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" });
+      if (!response.ok) return;
+      const html = await response.text();
+      if (el.dataset.liveKeepSelection !== undefined) keepSelection(el, html);
+      else el.innerHTML = html;
+      el.dispatchEvent(new CustomEvent("live:refreshed", { bubbles: true }));
+    } catch (err) { /* offline: the next reconnect refreshes */ }
+  }, Number(el.dataset.liveDelay || 150)));
+}
+
+function keepSelection(el, html) {
+  const checked = new Set(Array.from(el.querySelectorAll("input[type=checkbox]:checked")).map((c) => c.value));
+  el.innerHTML = html;
+  el.querySelectorAll("input[type=checkbox]").forEach((c) => { if (checked.has(c.value)) c.checked = true; });
+}
+
+function refreshAll() { liveElements().forEach(refresh); }
+
+function handle(message) {
+  const { topic, seq } = message;
+  const previous = lastSeq.get(topic);
+  lastSeq.set(topic, seq);
+  if (previous !== undefined && seq !== previous + 1) { refreshAll(); }
+  else {
+    for (const el of liveElements()) {
+      if (el.dataset.liveTopics.split(/\s+/).includes(topic)) refresh(el);
+    }
+  }
+  listeners.forEach((fn) => fn(message));
+  document.dispatchEvent(new CustomEvent("live:message", { detail: message }));
+}
+
+function setStatus(state, text) {
+  if (!statusDot) return;
+  statusDot.className = `live-dot ${state}`;
+  statusDot.title = `Live updates: ${text}`;
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/ws/live/`);
+  socket.addEventListener("open", () => {
+    const wasDown = retryDelay > 500 || lastSeq.size > 0;
+    retryDelay = 500;
+    setStatus("ok", "connected");
+    socket.send(JSON.stringify({ subscribe: wantedTopics() }));
+    if (wasDown) refreshAll();
+  });
+  socket.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    if (message.topic) handle(message);
+  });
+  socket.addEventListener("close", () => {
+    setStatus("down", "reconnecting");
+    lastSeq.clear();
+    setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 10000);
+  });
+}
+
+export function onLive(fn) { listeners.add(fn); }
+export function subscribe(topics) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ subscribe: topics }));
+}
+window.virtdashLive = { onLive, subscribe, refreshAll };
+
+// Global running-jobs indicator.
+const indicator = document.getElementById("jobs-indicator");
+async function refreshIndicator() {
+  if (!indicator) return;
+  try {
+    const response = await fetch("/api/jobs/running/", { credentials: "same-origin" });
+    if (!response.ok) return;
+    const { running } = await response.json();
+    indicator.hidden = running === 0;
+    indicator.querySelector("[data-count]").textContent = running;
+  } catch (err) { /* ignore */ }
+}
+listeners.add((m) => { if (m.event === "job") refreshIndicator(); });
+
+// Theme toggle.
+const toggle = document.getElementById("theme-toggle");
+if (toggle) {
+  toggle.addEventListener("click", () => {
+    const dark = document.documentElement.dataset.theme
+      ? document.documentElement.dataset.theme === "dark"
+      : matchMedia("(prefers-color-scheme: dark)").matches;
+    const next = dark ? "light" : "dark";
+    document.documentElement.dataset.theme = next;
+    localStorage.setItem("vd-theme", next);
+  });
+}
+
+connect();
+refreshIndicator();
+setInterval(refreshAll, 60000); // safety net for anything missed
