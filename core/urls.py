@@ -8,5 +8,4 @@ urlpatterns = [
     path("api/jobs/running/", views.jobs_running_json, name="jobs-running"),
     path("api/jobs/<int:pk>/", views.job_json, name="job-json"),
     path("audit/", views.audit_list, name="audit"),
-    path("reports/", views.reports_placeholder, name="reports"),
 ]

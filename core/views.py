@@ -90,10 +90,6 @@ def audit_list(request):
     return render(request, "core/audit_list.html", {"page": page, "q": text})
 
 
-def reports_placeholder(request):
-    return render(request, "core/reports_placeholder.html")
-
-
 def error_403(request, exception=None):
     return render(request, "error.html", {"code": 403, "title": "Not allowed",
                                           "text": str(exception) if exception else ""}, status=403)

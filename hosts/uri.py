@@ -35,7 +35,7 @@ def validate_uri(raw: str) -> str:
     """Return the normalised URI, or raise InvalidHostURI with an operator-readable reason."""
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidHostURI("Enter a libvirt URI, for example qemu:///system or qemu+ssh://root@host/system.")
-    uri = raw.strip()
+    uri = raw.strip(" ")
     if len(uri) > MAX_URI_LENGTH:
         raise InvalidHostURI(f"The URI is {len(uri)} characters long; at most {MAX_URI_LENGTH} are allowed.")
     if any(ord(ch) < 33 or ord(ch) == 127 for ch in uri):

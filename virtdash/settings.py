@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "core",
     "hosts",
     "guests",
+    "consoles",
+    "reports",
 ]
 
 MIDDLEWARE = [

@@ -14,7 +14,11 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hosts/", include("hosts.urls")),
+    path("hosts/", include("hosts.urls_resources")),  # storage pools, volumes, networks
     path("guests/", include("guests.urls")),
+    path("guests/", include("guests.urls_provision")),  # create, edit, clone, snapshots, history
+    path("consoles/", include("consoles.urls")),
+    path("reports/", include("reports.urls")),
     path("", include("core.urls")),
     path("admin/", admin.site.urls),
 ]

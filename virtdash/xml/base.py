@@ -20,6 +20,7 @@ from .tree import (
     append_child,
     find_path,
     parse_xpath,
+    place_child,
     prune_empty,
     remove_child,
 )
@@ -86,7 +87,7 @@ def _display_tag(element: Element) -> str:
 
 __all__ = [
     "MAX_XML_BYTES", "NAMESPACES", "ChildList", "Element", "XMLChildren", "XMLObject", "XMLProperty",
-    "append_child", "find_path", "parse_untrusted", "parse_xpath", "prune_empty", "remove_child", "to_string",
+    "append_child", "find_path", "parse_untrusted", "parse_xpath", "place_child", "prune_empty", "remove_child", "to_string",
 ]
 
 
@@ -143,14 +144,14 @@ class XMLProperty:
             value = self.validate(value) or value
         if self.presence:
             if value:
-                find_path(obj.element, self.steps, create=True)
+                find_path(obj.element, self.steps, create=True, order=obj.CHILD_ORDER)
             else:
                 self.__delete__(obj)
             return
         if value is None:
             self.__delete__(obj)
             return
-        node = find_path(obj.element, self.steps, create=True)
+        node = find_path(obj.element, self.steps, create=True, order=obj.CHILD_ORDER)
         assert node is not None
         text = self._encode(value)
         if self.attr:
@@ -248,6 +249,8 @@ class XMLObject:
     """A typed view over one lxml element; edits go straight into the tree."""
 
     TAG: ClassVar[str] = ""
+    #: Schema order of children, by parent tag, used when creating elements.
+    CHILD_ORDER: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, element: Element) -> None:
         self.element = element

@@ -35,6 +35,12 @@ from .names import validate_mac
 
 class Disk(Device):
     TAG = "disk"
+    CHILD_ORDER = {
+        "disk": (
+            "driver", "source", "backingStore", "target", "iotune", "readonly", "shareable",
+            "serial", "boot", "alias", "address",
+        ),
+    }
 
     type = XMLProperty("./@type")
     device = XMLProperty("./@device")
@@ -75,19 +81,25 @@ class Disk(Device):
         if node is not None:
             remove_child(node)
 
+    def _reset_source(self, type: str) -> None:
+        """Empty ``<source>`` in place (keeping its position) before a new one is set."""
+        node = find_path(self.element, parse_xpath("./source")[0])
+        if node is not None:
+            node.attrib.clear()
+            for child in list(node):
+                remove_child(child)
+        self.type = type
+
     def set_source_file(self, path: str) -> None:
-        self.clear_source()
-        self.type = "file"
+        self._reset_source("file")
         self.source_file = path
 
     def set_source_block(self, dev: str) -> None:
-        self.clear_source()
-        self.type = "block"
+        self._reset_source("block")
         self.source_dev = dev
 
     def set_source_volume(self, pool: str, volume: str) -> None:
-        self.clear_source()
-        self.type = "volume"
+        self._reset_source("volume")
         self.source_pool = pool
         self.source_volume = volume
 
@@ -122,6 +134,9 @@ class Disk(Device):
 
 class Interface(Device):
     TAG = "interface"
+    CHILD_ORDER = {
+        "interface": ("mac", "source", "virtualport", "target", "model", "driver", "link", "boot", "alias", "address"),
+    }
 
     type = XMLProperty("./@type")
     mac = XMLProperty("./mac/@address", validate=validate_mac)

@@ -17,6 +17,7 @@ from .base import (
     append_child,
     find_path,
     parse_xpath,
+    place_child,
     prune_empty,
     remove_child,
 )
@@ -36,6 +37,16 @@ class Domain(XMLObject):
     """A libvirt guest. Sizes are in KiB unless a name says otherwise."""
 
     TAG = "domain"
+    CHILD_ORDER = {
+        "domain": (
+            "name", "uuid", "genid", "title", "description", "metadata", "maxMemory", "memory",
+            "currentMemory", "blkiotune", "memtune", "memoryBacking", "vcpu", "vcpus", "iothreads",
+            "cputune", "numatune", "resource", "sysinfo", "bootloader", "bootloader_args", "os",
+            "idmap", "features", "cpu", "clock", "on_poweroff", "on_reboot", "on_crash",
+            "on_lockfailure", "pm", "perf", "devices", "seclabel",
+        ),
+        "os": ("type", "loader", "nvram", "kernel", "initrd", "cmdline", "dtb", "boot", "bootmenu", "smbios", "bios"),
+    }
 
     type = XMLProperty("./@type")
     name = XMLProperty("./name", validate=validate_guest_name)
@@ -151,13 +162,13 @@ class Domain(XMLObject):
         allowed = {"hd", "cdrom", "network", "fd"}
         if bad := [d for d in devs if d not in allowed]:
             raise XMLValueError(f"Unknown boot device(s) {bad}; use {sorted(allowed)}.")
-        os_node = find_path(self.element, parse_xpath("./os")[0], create=bool(devs))
+        os_node = find_path(self.element, parse_xpath("./os")[0], create=bool(devs), order=self.CHILD_ORDER)
         if os_node is None:
             return
         for node in list(os_node.iterchildren("boot")):
             remove_child(node)
         for dev in devs:
-            append_child(os_node, etree.Element("boot", dev=dev))
+            place_child(os_node, etree.Element("boot", dev=dev), self.CHILD_ORDER["os"])
 
     def boot_order(self) -> list[str]:
         """What boots first: per-device ``<boot order>`` if any, else ``boot_devs``."""
@@ -195,7 +206,7 @@ class Domain(XMLObject):
     def tags(self, tags: Sequence[str]) -> None:
         cleaned = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
         steps = parse_xpath("./metadata/virtdash:instance/virtdash:tags")[0]
-        node = find_path(self.element, steps, create=bool(cleaned))
+        node = find_path(self.element, steps, create=bool(cleaned), order=self.CHILD_ORDER)
         if node is None:
             return
         for child in list(node):
@@ -235,7 +246,7 @@ class Domain(XMLObject):
         """Insert after the last device of the same kind, so disks stay together."""
         if device.element.getparent() is not None:
             raise XMLValueError("That device already belongs to a domain; copy() it first.")
-        parent = find_path(self.element, parse_xpath("./devices")[0], create=True)
+        parent = find_path(self.element, parse_xpath("./devices")[0], create=True, order=self.CHILD_ORDER)
         assert parent is not None
         same = list(parent.iterchildren(device.element.tag))
         append_child(parent, device.element, after=same[-1] if same else None)
@@ -299,7 +310,7 @@ class Domain(XMLObject):
         dom.apic = True
         dom.clock_offset = "utc"
         dom.on_poweroff, dom.on_reboot, dom.on_crash = "destroy", "restart", "destroy"
-        find_path(dom.element, parse_xpath("./devices")[0], create=True)
+        find_path(dom.element, parse_xpath("./devices")[0], create=True, order=dom.CHILD_ORDER)
         return dom
 
 

@@ -6,7 +6,7 @@ import ipaddress
 import uuid as uuid_mod
 from typing import Self
 
-from .base import BOOL_ON_OFF, XMLChildren, XMLObject, XMLProperty
+from .base import BOOL_ON_OFF, XMLChildren, XMLObject, XMLProperty, find_path, parse_xpath, remove_child
 from .errors import XMLValueError
 from .names import (
     validate_bridge_name,
@@ -62,6 +62,9 @@ class NetworkIP(XMLObject):
 
 class Network(XMLObject):
     TAG = "network"
+    CHILD_ORDER = {
+        "network": ("name", "uuid", "metadata", "forward", "bridge", "mtu", "mac", "domain", "dns", "ip", "route"),
+    }
 
     name = XMLProperty("./name", validate=validate_network_name)
     uuid = XMLProperty("./uuid", validate=validate_uuid)
@@ -75,8 +78,25 @@ class Network(XMLObject):
 
     @property
     def mode(self) -> str:
-        """The forward mode, or ``"isolated"`` when there is no ``<forward>``."""
-        return self.forward_mode or "isolated"
+        """``nat``/``route``/``open``/``bridge``/..., or ``"isolated"`` without ``<forward>``."""
+        if find_path(self.element, parse_xpath("./forward")[0]) is None:
+            return "isolated"
+        return self.forward_mode or "nat"  # libvirt's default for a bare <forward/>
+
+    def set_mode(self, mode: str) -> None:
+        """Change the forward mode; ``isolated`` removes ``<forward>`` with its children,
+        and leaving NAT drops the ``<nat>`` port range that only applies to it."""
+        if mode not in FORWARD_MODES:
+            raise XMLValueError(f"Network mode must be one of {', '.join(FORWARD_MODES)}, got {mode!r}.")
+        forward = find_path(self.element, parse_xpath("./forward")[0])
+        if mode == "isolated":
+            if forward is not None:
+                remove_child(forward)
+            return
+        self.forward_mode = mode
+        nat = find_path(self.element, parse_xpath("./forward/nat")[0])
+        if mode != "nat" and nat is not None:
+            remove_child(nat)
 
     @property
     def ipv4(self) -> NetworkIP | None:

@@ -26,6 +26,9 @@ class SnapshotDisk(XMLObject):
 
 class DomainSnapshot(XMLObject):
     TAG = "domainsnapshot"
+    CHILD_ORDER = {
+        "domainsnapshot": ("name", "description", "state", "parent", "creationTime", "memory", "disks", "domain"),
+    }
 
     name = XMLProperty("./name")
     description = XMLProperty("./description")

@@ -16,6 +16,7 @@ VOLUME_FORMATS = ("raw", "qcow2")
 
 class StoragePool(XMLObject):
     TAG = "pool"
+    CHILD_ORDER = {"pool": ("name", "uuid", "capacity", "allocation", "available", "source", "target")}
 
     type = XMLProperty("./@type")
     name = XMLProperty("./name", validate=validate_pool_name)
@@ -76,6 +77,7 @@ class StoragePool(XMLObject):
 
 class StorageVolume(XMLObject):
     TAG = "volume"
+    CHILD_ORDER = {"volume": ("name", "key", "source", "capacity", "allocation", "physical", "target", "backingStore")}
 
     type = XMLProperty("./@type")
     name = XMLProperty("./name", validate=validate_volume_name)

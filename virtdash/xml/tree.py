@@ -6,7 +6,7 @@ Our own constant XPaths are parsed here, never user input.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from lxml import etree
@@ -113,14 +113,44 @@ def parse_xpath(xpath: str) -> tuple[tuple[_Step, ...], str | None]:
     return tuple(steps), attr
 
 
-def find_path(root: Element, steps: Sequence[_Step], create: bool = False) -> Element | None:
+def place_child(parent: Element, child: Element, order: Sequence[str] = ()) -> Element:
+    """Insert ``child`` where libvirt's schema order (``order``, tag names) puts it.
+
+    libvirt accepts most elements in any order, but a new ``<description>`` after
+    ``<devices>`` makes diffs and golden files needlessly hard to read.
+    """
+    tag = str(child.tag)
+    if tag not in order:
+        return append_child(parent, child)
+    rank = order.index(tag)
+    before = [c for c in parent if isinstance(c.tag, str) and c.tag in order and order.index(c.tag) <= rank]
+    if before:
+        return append_child(parent, child, after=before[-1])
+    first = next((c for c in parent if isinstance(c.tag, str)), None)
+    if first is None or (parent.text or "").strip():
+        return append_child(parent, child)
+    child.tail = parent.text
+    first.addprevious(child)
+    if len(child):
+        indent = _indent_of(child) or ""
+        etree.indent(child, space="  ", level=len(indent) // 2)
+    return child
+
+
+def find_path(
+    root: Element,
+    steps: Sequence[_Step],
+    create: bool = False,
+    order: Mapping[str, Sequence[str]] | None = None,
+) -> Element | None:
+    """Walk ``steps`` from ``root``; with ``create``, add what is missing in ``order``."""
     node = root
     for step in steps:
         found = next((c for c in node.iterchildren(step.tag) if step.matches(c)), None)
         if found is None:
             if not create:
                 return None
-            found = append_child(node, step.create())
+            found = place_child(node, step.create(), (order or {}).get(str(node.tag), ()))
         node = found
     return node
 

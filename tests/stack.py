@@ -1,0 +1,121 @@
+"""Start the real VirtDash processes for integration and end-to-end tests.
+
+Each process runs with the test settings (shared file database, Redis DB 9) and logs to
+artifacts/logs/<name>.log. Redis and libvirtd are reused when already running (CI may have
+left them), otherwise started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("VIRTDASH_ARTIFACTS", REPO / "artifacts"))
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+def ensure_redis() -> None:
+    url = urllib.parse.urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9"))
+    port = url.port or 6379
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+    except OSError:
+        pass
+    subprocess.run(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                    "--daemonize", "yes"], check=True)
+    wait_for_port(port, 10)
+
+
+def ensure_libvirtd() -> None:
+    subprocess.run([str(REPO / "scripts" / "libvirtd-up.sh")], check=True, stdout=subprocess.DEVNULL)
+
+
+def test_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Stack:
+    """The running processes; `url` is the web server's base URL."""
+
+    port: int
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
+        log_dir = ARTIFACTS / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(argv, cwd=REPO, env=test_env(**env), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.processes[name] = proc
+        return proc
+
+    def start_web(self) -> None:
+        self.start("web", [str(VENV_BIN / "uvicorn"), "virtdash.asgi:application", "--host", "127.0.0.1",
+                           "--port", str(self.port), "--workers", "2", "--no-access-log"])
+        wait_for_port(self.port, 30)
+
+    def start_worker(self) -> None:
+        self.start("worker", [str(VENV_BIN / "celery"), "-A", "virtdash", "worker", "--loglevel", "INFO",
+                              "--concurrency", "2", "--hostname", f"test-{self.port}@%h", "--without-gossip",
+                              "--without-mingle"])
+
+    def start_watcher(self) -> None:
+        self.start("watcher", [str(VENV_BIN / "python"), "manage.py", "watch", "--sync-seconds", "0.5"])
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+        proc = self.processes.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        raise RuntimeError("Debian's chromium is not installed: run VIRTDASH_WITH_TEST_DEBS=1 scripts/install.sh")
+    return path
