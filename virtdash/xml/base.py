@@ -87,7 +87,8 @@ def _display_tag(element: Element) -> str:
 
 __all__ = [
     "MAX_XML_BYTES", "NAMESPACES", "ChildList", "Element", "XMLChildren", "XMLObject", "XMLProperty",
-    "append_child", "find_path", "parse_untrusted", "parse_xpath", "place_child", "prune_empty", "remove_child", "to_string",
+    "append_child", "find_path", "parse_untrusted", "parse_xpath", "place_child", "prune_empty", "remove_child",
+    "to_string",
 ]
 
 

@@ -1,11 +1,11 @@
-"""Fixtures for the XML layer tests: the shared corpus and tree-comparison helpers.
+"""Helpers for the XML layer tests: the shared corpus and tree comparison.
 
-No Django here: these tests must run with plain ``pytest tests/unit/xml``.
+A uniquely named module rather than ``conftest.py`` so ``from ... import`` cannot pick up
+another directory's conftest. No Django here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,25 +36,24 @@ def c14n(element: etree._Element) -> bytes:
     return etree.tostring(element, method="c14n2")
 
 
+def _attrs(node: etree._Element) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(node.attrib.items())) if isinstance(node.tag, str) else ()
+
+
 def flatten(element: etree._Element) -> set[tuple[str, tuple[tuple[str, str], ...], str]]:
     """Every node as (path, attributes, stripped text): whitespace-insensitive tree identity."""
     tree = element.getroottree()
     return {
-        (tree.getpath(node), tuple(sorted(node.attrib.items())) if isinstance(node.tag, str) else (), (node.text or "").strip())
+        (tree.getpath(node), _attrs(node), (node.text or "").strip())
         for node in element.iter()
     }
 
 
-@pytest.fixture
-def assert_only_changed() -> Callable[[etree._Element, etree._Element, str], None]:
+def assert_only_changed(before: etree._Element, after: etree._Element, path: str) -> None:
     """Assert that ``after`` differs from ``before`` only at ``path``, its ancestors or descendants."""
-
-    def check(before: etree._Element, after: etree._Element, path: str) -> None:
-        diff = flatten(before) ^ flatten(after)
-        stray = [
-            entry for entry in diff
-            if not (entry[0] == path or path.startswith(entry[0] + "/") or entry[0].startswith(path + "/"))
-        ]
-        assert not stray, f"edit at {path} also changed {sorted(stray)[:5]}"
-
-    return check
+    diff = flatten(before) ^ flatten(after)
+    stray = [
+        entry for entry in diff
+        if not (entry[0] == path or path.startswith(entry[0] + "/") or entry[0].startswith(path + "/"))
+    ]
+    assert not stray, f"edit at {path} also changed {sorted(stray)[:5]}"
