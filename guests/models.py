@@ -48,3 +48,108 @@ class Guest(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+
+class Resolution(models.IntegerChoices):
+    """Sample resolution in seconds; 0 is a raw sample (one watcher reading)."""
+
+    RAW = 0, "Raw"
+    FIVE_MINUTES = 300, "5 minutes"
+    HOUR = 3600, "1 hour"
+
+
+class GuestSample(models.Model):
+    """One usage figure set for one guest at one time and resolution.
+
+    Fields: `time` is the sample time (raw) or the start of the bucket (roll-ups, aligned to
+    `resolution` seconds since the epoch); `cpu_percent` is the guest's CPU time over wall time in
+    percent of ONE host thread (a 4-vCPU guest can reach 400); `memory_used` and `memory` are bytes
+    (used as the balloon reports it, else the current allocation; `memory` is the allocation);
+    `disk_read_bps`/`disk_write_bps`/`net_rx_bps`/`net_tx_bps` are bytes per second averaged over
+    the interval; `count` is how many raw samples a roll-up averages (1 for raw).
+    Invariants: only active guests get samples (inactive guests report bogus cpu figures);
+    one row per (guest, resolution, time); rates are null when there is no previous reading to
+    compare with. Retention: raw 24 h, 5-minute 90 days, hourly 2 years (`guests.samples.roll_up`).
+    Range queries use the (guest, resolution, time) index.
+    """
+
+    guest = models.ForeignKey(Guest, on_delete=models.CASCADE, related_name="samples")
+    resolution = models.PositiveIntegerField(choices=Resolution.choices, default=Resolution.RAW)
+    time = models.DateTimeField()
+    cpu_percent = models.FloatField(null=True, blank=True)
+    memory_used = models.PositiveBigIntegerField(null=True, blank=True)
+    memory = models.PositiveBigIntegerField(null=True, blank=True)
+    disk_read_bps = models.FloatField(null=True, blank=True)
+    disk_write_bps = models.FloatField(null=True, blank=True)
+    net_rx_bps = models.FloatField(null=True, blank=True)
+    net_tx_bps = models.FloatField(null=True, blank=True)
+    count = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["time"]
+        constraints = [models.UniqueConstraint(fields=["guest", "resolution", "time"], name="guestsample_unique")]
+        indexes = [models.Index(fields=["resolution", "time"], name="guestsample_res_time")]
+
+    def __str__(self) -> str:
+        return f"{self.guest_id}@{self.time:%Y-%m-%d %H:%M:%S}/{self.resolution}"
+
+
+class HostSample(models.Model):
+    """Capacity figures of one host at one time and resolution (the source of capacity reports).
+
+    Fields: `time`/`resolution`/`count` as in GuestSample; `cpus` host CPU threads; `memory_total`
+    and `memory_used` bytes of host RAM (used = total - free, as the host reports it);
+    `guests_running`/`guests_defined` counts; `vcpus_running`/`vcpus_all` vCPUs allocated to
+    running / all guests; `memory_allocated_running`/`memory_allocated_all` bytes of guest RAM
+    allocated (current memory) to running / all guests; `storage_capacity`/`storage_allocation`
+    bytes summed over active storage pools; `cpu_percent` sum of running guests' CPU in percent
+    of the whole host (0–100), null when unknown.
+    Invariants: one row per (host, resolution, time); roll-ups average every figure.
+    """
+
+    host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="samples")
+    resolution = models.PositiveIntegerField(choices=Resolution.choices, default=Resolution.RAW)
+    time = models.DateTimeField()
+    cpus = models.PositiveIntegerField(default=0)
+    cpu_percent = models.FloatField(null=True, blank=True)
+    memory_total = models.PositiveBigIntegerField(default=0)
+    memory_used = models.PositiveBigIntegerField(null=True, blank=True)
+    guests_running = models.PositiveIntegerField(default=0)
+    guests_defined = models.PositiveIntegerField(default=0)
+    vcpus_running = models.PositiveIntegerField(default=0)
+    vcpus_all = models.PositiveIntegerField(default=0)
+    memory_allocated_running = models.PositiveBigIntegerField(default=0)
+    memory_allocated_all = models.PositiveBigIntegerField(default=0)
+    storage_capacity = models.PositiveBigIntegerField(default=0)
+    storage_allocation = models.PositiveBigIntegerField(default=0)
+    count = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["time"]
+        constraints = [models.UniqueConstraint(fields=["host", "resolution", "time"], name="hostsample_unique")]
+        indexes = [models.Index(fields=["resolution", "time"], name="hostsample_res_time")]
+
+    def __str__(self) -> str:
+        return f"host {self.host_id}@{self.time:%Y-%m-%d %H:%M:%S}/{self.resolution}"
+
+
+class GuestEvent(models.Model):
+    """A lifecycle change of a guest as the watcher saw it (the detail page's timeline).
+
+    Invariants: written by the watcher from libvirt events and reconcile-detected state changes,
+    never edited; `event` is one of our names ("started", "stopped", "suspended", ... or
+    "appeared"/"disappeared"/"moved"); older rows are pruned with raw samples (90 days).
+    """
+
+    guest = models.ForeignKey(Guest, on_delete=models.CASCADE, related_name="events")
+    time = models.DateTimeField(db_index=True)
+    event = models.CharField(max_length=32)
+    detail = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=16, choices=GuestState.choices, blank=True)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        indexes = [models.Index(fields=["guest", "time"], name="guestevent_guest_time")]
+
+    def __str__(self) -> str:
+        return f"{self.guest_id} {self.event} @ {self.time}"
