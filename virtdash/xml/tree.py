@@ -85,8 +85,9 @@ class _Step:
         return self.attr is None or element.get(self.attr) == self.value
 
     def create(self) -> Element:
-        prefix = self.tag.split("}")[0][1:] if self.tag.startswith("{") else None
-        nsmap = {p: u for p, u in NAMESPACES.items() if u == prefix} if prefix else None
+        uri = self.tag.split("}")[0][1:] if self.tag.startswith("{") else None
+        # Declare our prefix (virtdash:, libosinfo:) on the new element, not ns0:.
+        nsmap = {p: u for p, u in NAMESPACES.items() if u == uri} if uri else None
         element = etree.Element(self.tag, nsmap=nsmap)
         if self.attr is not None:
             element.set(self.attr, self.value or "")
