@@ -184,10 +184,12 @@ def forecast(xs: Sequence[float], ys: Sequence[float], limit: float, *, now: flo
     if trend.at(now) >= limit or ys[-1] >= limit:
         return Forecast(ForecastStatus.REACHED, limit, trend, when=now, reason="Already at or above the limit.")
     if trend.significant_decline:
-        return Forecast(ForecastStatus.DECLINING, limit, trend, reason="Declining: the limit is not reached on this trend.")
+        return Forecast(ForecastStatus.DECLINING, limit, trend,
+                        reason="Declining: the limit is not reached on this trend.")
     if not trend.significant_growth:
         return Forecast(ForecastStatus.NO_GROWTH, limit, trend,
-                        reason=f"Not enough data for a date: the {confidence:.0%} interval of the growth rate includes 0.")
+                        reason=f"Not enough data for a date: the {confidence:.0%} interval of the growth rate "
+                        "includes 0.")
     when = _crossing(trend.intercept, trend.slope, limit)
     earliest = _crossing(trend.intercept_high, trend.slope_high, limit)
     latest = _crossing(trend.intercept_low, trend.slope_low, limit)
