@@ -153,3 +153,4 @@ class GuestEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.guest_id} {self.event} @ {self.time}"
+from guests.models_history import ConfigVersion  # noqa: E402,F401  config history (issue 5, provisioning)
