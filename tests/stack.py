@@ -119,3 +119,34 @@ def chromium_path() -> str:
     if not Path(path).exists():
         raise RuntimeError("Debian's chromium is not installed: run VIRTDASH_WITH_TEST_DEBS=1 scripts/install.sh")
     return path
+
+
+def session_cookie(user) -> str:
+    """A logged-in session id for `user` that the live web server accepts (shared database)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+def http_get(url: str, session: str, timeout: float = 5) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Cookie": f"sessionid={session}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{message} not reached within {timeout} s")
