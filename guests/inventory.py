@@ -1,0 +1,240 @@
+"""The guest inventory: Guest rows kept equal to what libvirt reports (STYLE rule 9).
+
+libvirt is the source of truth; these functions only copy it. `reconcile` takes one bulk read
+of a host and computes (gone, new, current) keyed by UUID; `refresh_guest` re-reads one guest
+when an event hints that it changed (events are hints, never payloads). A UUID that shows up
+on another host moves its row there (migration), so a guest is never listed twice.
+Changes are published to the guests' live topics, and only when something changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from core import live
+from guests.choices import ACTIVE_STATES, GuestState, reason_text, state_from_libvirt
+from guests.models import Guest, GuestEvent
+from hosts.models import Host
+from hosts.virt import domains, stats
+from hosts.virt.errors import GuestNotFound
+from virtdash.xml import Domain, XMLInputError
+
+log = logging.getLogger(__name__)
+BULK_PUBLISH_THRESHOLD = 25  # more changes than this in one round → one "guests" message, not one per guest
+
+
+@dataclass
+class Changes:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.created) + len(self.updated) + len(self.removed) + len(self.moved)
+
+
+def xml_fields(xml: str) -> dict[str, Any]:
+    """Inventory fields that only the domain XML knows; {} when the XML cannot be read."""
+    try:
+        dom = Domain.parse(xml)
+        summary = dom.summary()
+    except (XMLInputError, ValueError) as exc:
+        log.warning("unreadable domain XML: %s", exc)
+        return {}
+    graphics = summary.get("graphics") or []
+    return {
+        "title": (dom.title or "")[:255], "description": dom.description or "",
+        "graphics": (graphics[0].get("type") or "")[:16] if graphics else "",
+        "os_id": (summary.get("os_id") or "")[:255], "owner": (summary.get("owner") or "")[:150],
+        "tags": list(summary.get("tags") or []), "summary": _compact(summary),
+        "vcpus": summary.get("vcpus") or 0, "max_vcpus": summary.get("vcpus_max") or 0,
+        "memory_kib": summary.get("current_memory_kib") or summary.get("memory_kib") or 0,
+        "max_memory_kib": summary.get("memory_kib") or 0,
+    }
+
+
+def _compact(summary: dict) -> dict:
+    keep = ("arch", "machine", "virt_type", "firmware", "boot_order", "disks", "nics", "graphics")
+    return {k: summary.get(k) for k in keep}
+
+
+def stats_fields(read: stats.DomainStats) -> dict[str, Any]:
+    """Inventory fields the bulk stats call knows (None values are left as they were)."""
+    state = state_from_libvirt(read.state)
+    found = {"name": read.name[:255], "state": state, "state_reason": reason_text(state, read.reason)[:64],
+             "autostart": read.autostart, "persistent": read.persistent, "vcpus": read.vcpus,
+             "max_vcpus": read.max_vcpus, "memory_kib": read.memory_kib, "max_memory_kib": read.max_memory_kib}
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def _domain_read_fields(read: domains.DomainRead) -> dict[str, Any]:
+    state = state_from_libvirt(read.state)
+    found = xml_fields(read.xml)
+    found.update(name=read.name[:255], state=state, state_reason=reason_text(state, read.reason)[:64],
+                 autostart=read.autostart, persistent=read.persistent)
+    if read.state and state in ACTIVE_STATES:
+        found["vcpus"] = read.vcpus or found.get("vcpus", 0)
+        found["memory_kib"] = read.memory_kib or found.get("memory_kib", 0)
+    return found
+
+
+def _state_change_fields(guest: Guest | None, new_state: str, now) -> dict[str, Any]:
+    was_active = guest is not None and guest.state in ACTIVE_STATES
+    if new_state in ACTIVE_STATES and not was_active:
+        return {"started_at": now}
+    if new_state not in ACTIVE_STATES and (guest is None or guest.started_at is not None):
+        return {"started_at": None, "cpu_percent": None, "memory_used_kib": None}
+    return {}
+
+
+def _apply(guest: Guest, found: dict[str, Any], now) -> bool:
+    """Copy changed values onto the row; True when anything a page shows changed."""
+    found = dict(found)
+    if "state" in found and found["state"] != guest.state:
+        found.update(_state_change_fields(guest, found["state"], now))
+        _record_event(guest, _event_for(guest.state, found["state"]), found["state"], now)
+    changed = {k: v for k, v in found.items() if getattr(guest, k) != v}
+    if not changed:
+        return False
+    for key, value in changed.items():
+        setattr(guest, key, value)
+    Guest.objects.filter(pk=guest.pk).update(updated=now, **changed)
+    return True
+
+
+def _event_for(old: str, new: str) -> str:
+    if new in (GuestState.RUNNING, GuestState.BLOCKED) and old == GuestState.PAUSED:
+        return "resumed"
+    return {GuestState.RUNNING: "started", GuestState.PAUSED: "suspended", GuestState.SHUTOFF: "stopped",
+            GuestState.CRASHED: "crashed", GuestState.PMSUSPENDED: "pmsuspended",
+            GuestState.SHUTDOWN: "shutdown"}.get(new, "changed")
+
+
+def _record_event(guest: Guest, event: str, state: str, now, detail: str = "") -> None:
+    """Timeline entry; the same event twice within 3 s is one (reboot events come in threes)."""
+    recent = GuestEvent.objects.filter(guest=guest, event=event, time__gte=now - timedelta(seconds=3))
+    if guest.pk and not recent.exists():
+        GuestEvent.objects.create(guest=guest, event=event, state=state, time=now, detail=detail[:255])
+
+
+def _create(host: Host, uuid: str, found: dict[str, Any], now) -> Guest:
+    found = {k: v for k, v in found.items() if k in _FIELD_NAMES}
+    if found.get("state") in ACTIVE_STATES:
+        found["started_at"] = now
+    guest = Guest.objects.create(host=host, uuid=uuid, **found)
+    GuestEvent.objects.create(guest=guest, event="appeared", state=guest.state, time=now)
+    return guest
+
+
+def _claim_moved(host: Host, uuid: str, found: dict[str, Any], now) -> Guest | None:
+    """A row for this UUID on another host: move it here (migration) unless the copy there runs.
+
+    While a migration is in flight libvirt can list the guest on both hosts; the running copy wins.
+    """
+    other = Guest.objects.filter(uuid=uuid).exclude(host=host).select_related("host").first()
+    if other is None:
+        return None
+    if other.state in ACTIVE_STATES and found.get("state") not in ACTIVE_STATES:
+        return other  # keep it where it runs; this host has an inactive copy of the definition
+    previous = other.host.name
+    Guest.objects.filter(pk=other.pk).update(host=host, updated=now)
+    live.publish(live.guest_topics(other.host_id, uuid), "guest", {"uuid": uuid, "moved": True})
+    other.host = host
+    _record_event(other, "moved", found.get("state", other.state), now, detail=f"from {previous}")
+    _apply(other, found, now)
+    return other
+
+
+_FIELD_NAMES = {f.name for f in Guest._meta.get_fields() if getattr(f, "concrete", False)} - {"id", "host", "uuid"}
+
+
+def reconcile(host: Host, read: stats.HostRead) -> Changes:
+    """Make the host's Guest rows equal to one bulk read: (gone, new, current) by UUID."""
+    now = timezone.now()
+    changes = Changes()
+    with transaction.atomic():
+        rows = {g.uuid: g for g in Guest.objects.filter(host=host)}
+        gone = [uuid for uuid in rows if uuid not in read.domains]
+        if gone:
+            Guest.objects.filter(host=host, uuid__in=gone).delete()
+            changes.removed.extend(gone)
+        for uuid, dom in read.domains.items():
+            found = stats_fields(dom)
+            if dom.xml is not None:
+                found = {**xml_fields(dom.xml), **found}
+            guest = rows.get(uuid)
+            if guest is not None:
+                if _apply(guest, found, now):
+                    changes.updated.append(uuid)
+            elif _claim_moved(host, uuid, found, now) is not None:
+                changes.moved.append(uuid)
+            elif dom.xml is not None:
+                _create(host, uuid, found, now)
+                changes.created.append(uuid)
+        _publish(host, changes)
+    return changes
+
+
+def _publish(host: Host, changes: Changes) -> None:
+    if not changes.count:
+        return
+    if changes.count > BULK_PUBLISH_THRESHOLD:
+        live.publish(["guests", f"host.{host.pk}"], "guests", {"host": host.pk, "changed": changes.count})
+        return
+    for uuid in changes.created + changes.updated + changes.removed + changes.moved:
+        live.publish(live.guest_topics(host.pk, uuid), "guest", {"uuid": uuid})
+
+
+def known_uuids(host: Host) -> set[str]:
+    return set(Guest.objects.filter(host=host).values_list("uuid", flat=True))
+
+
+def resync(host: Host, *, full: bool = False, capacity: bool = False) -> tuple[stats.HostRead, Changes]:
+    """One bulk read of the host and a reconcile; `full` re-reads every guest's XML."""
+    read = stats.read_host(host.uri, known=frozenset() if full else known_uuids(host), capacity=capacity)
+    return read, reconcile(host, read)
+
+
+def refresh_guest(host: Host, uuid: str, event: str = "") -> Changes:
+    """Re-read one guest after an event; creates, updates, moves or removes its row."""
+    now = timezone.now()
+    changes = Changes()
+    try:
+        read = domains.read(host.uri, uuid)
+    except GuestNotFound:
+        removed, _ = Guest.objects.filter(host=host, uuid=uuid).delete()
+        if removed:
+            changes.removed.append(uuid)
+        _publish(host, changes)
+        return changes
+    found = _domain_read_fields(read)
+    with transaction.atomic():
+        guest = Guest.objects.filter(host=host, uuid=uuid).first()
+        if guest is not None:
+            if event == "reboot":
+                _record_event(guest, "reboot", guest.state, now)
+            if _apply(guest, found, now):
+                changes.updated.append(uuid)
+        elif _claim_moved(host, uuid, found, now) is not None:
+            changes.moved.append(uuid)
+        else:
+            _create(host, uuid, found, now)
+            changes.created.append(uuid)
+        _publish(host, changes)
+    return changes
+
+
+def refresh_after_action(guest: Guest) -> None:
+    """Job tasks call this after acting so the row is right even before the watcher's event."""
+    try:
+        refresh_guest(guest.host, guest.uuid)
+    except Exception:  # the watcher will catch up; the action itself succeeded
+        log.warning("re-reading %s after an action failed", guest.uuid, exc_info=True)

@@ -1,0 +1,88 @@
+"""Inventory reconcile: rows follow libvirt (gone, new, current by UUID), moves, events as hints."""
+
+import libvirt
+from guest_helpers import HOSTILE_NAMES, domain_xml, write_node
+
+from guests import inventory
+from guests.models import Guest, GuestEvent
+from hosts.models import Host
+
+
+def test_a_full_resync_creates_one_row_per_domain_with_its_facts(node_host):
+    read, changes = inventory.resync(node_host, full=True)
+    assert len(changes.created) == 3
+    rows = {g.name: g for g in Guest.objects.filter(host=node_host)}
+    beta = rows["vdtest-beta"]
+    assert beta.state == "running" and beta.vcpus == 2 and beta.memory_kib == 64 * 1024
+    assert rows["vdtest-gamma"].state == "shutoff"
+    assert beta.graphics == "vnc"
+    assert beta.summary["disks"][0]["target"] == "vda"
+    assert beta.summary["nics"][0]["mac"] == "52:54:00:00:00:01"
+    assert beta.started_at is not None and rows["vdtest-gamma"].started_at is None
+
+
+def test_a_second_reconcile_without_changes_changes_nothing(synced):
+    _, changes = inventory.resync(synced)
+    assert changes.count == 0
+
+
+def test_reconcile_follows_changes_made_outside_virtdash(synced, virt):
+    virt.lookupByName("vdtest-alpha").suspend()
+    virt.lookupByName("vdtest-beta").undefine()  # transient now, still running
+    virt.lookupByName("vdtest-beta").destroy()  # gone
+    virt.defineXML(domain_xml("vdtest-delta", vcpus=4))
+    _, changes = inventory.resync(synced)
+    assert len(changes.removed) == 1 and len(changes.created) == 1 and len(changes.updated) == 1
+    names = set(Guest.objects.filter(host=synced).values_list("name", flat=True))
+    assert names == {"vdtest-alpha", "vdtest-gamma", "vdtest-delta"}
+    assert Guest.objects.get(name="vdtest-alpha").state == "paused"
+    assert Guest.objects.get(name="vdtest-delta").vcpus == 4
+    assert GuestEvent.objects.filter(guest__name="vdtest-alpha", event="suspended").exists()
+
+
+def test_a_guest_that_appears_on_another_host_moves_its_row_instead_of_duplicating(synced, virt, tmp_path):
+    alpha = Guest.objects.get(name="vdtest-alpha")
+    virt.lookupByName("vdtest-alpha").destroy()
+    inventory.resync(synced)
+    uri = write_node(tmp_path / "other.xml", [domain_xml("vdtest-alpha", uuid=alpha.uuid)])
+    other = Host.objects.create(name="other", uri=uri)
+    _, changes = inventory.resync(other, full=True)
+    assert changes.moved == [alpha.uuid]
+    assert Guest.objects.filter(uuid=alpha.uuid).count() == 1
+    assert Guest.objects.get(uuid=alpha.uuid).host == other
+    # the old host still has the (shut off) definition: its next reconcile must not steal it back
+    inventory.resync(synced)
+    assert Guest.objects.filter(uuid=alpha.uuid).count() == 1
+    assert Guest.objects.get(uuid=alpha.uuid).host == other
+
+
+def test_an_event_re_reads_one_guest(synced, virt):
+    dom = virt.lookupByName("vdtest-gamma")
+    dom.create()
+    changes = inventory.refresh_guest(synced, dom.UUIDString(), "started")
+    assert changes.updated == [dom.UUIDString()]
+    assert Guest.objects.get(name="vdtest-gamma").state == "running"
+    dom.destroy()
+    dom.undefine()
+    inventory.refresh_guest(synced, dom.UUIDString(), "undefined")
+    assert not Guest.objects.filter(name="vdtest-gamma").exists()
+
+
+def test_hostile_names_are_stored_as_they_are(node_host, virt):
+    for name in HOSTILE_NAMES:
+        virt.defineXML(domain_xml(name, title=name))
+    inventory.resync(node_host, full=True)
+    stored = set(Guest.objects.values_list("name", flat=True))
+    assert set(HOSTILE_NAMES) <= stored
+
+
+def test_the_reconcile_reads_the_host_in_one_call(synced, count_libvirt_calls):
+    inventory.resync(synced)
+    assert count_libvirt_calls() == 1
+
+
+def test_a_domain_without_state_stats_is_still_read(node_host):
+    # libvirt's test driver reports only state.* in getAllDomainStats: memory/vCPUs come from XML
+    inventory.resync(node_host, full=True)
+    assert Guest.objects.get(name="vdtest-alpha").memory_kib == 64 * 1024
+    assert libvirt.VIR_DOMAIN_RUNNING == 1
