@@ -150,3 +150,15 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = 
             return value
         time.sleep(interval)
     raise AssertionError(f"{message} not reached within {timeout} s")
+
+
+def in_thread(fn):
+    """Run fn in a plain thread: Playwright's sync API owns an event loop in the test thread,
+    and code that publishes live updates (async_to_sync) must not run inside it."""
+    import threading
+
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("value", fn()))
+    thread.start()
+    thread.join(30)
+    return result.get("value")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -9,6 +10,10 @@ import pytest
 from tests.conftest import ARTIFACTS, PERSONA_PASSWORD
 from tests.integration.conftest import cleanup_guests, guest_name, libvirt_conn, services, stack  # noqa: F401
 from tests.stack import chromium_path
+
+# Playwright's sync API keeps an event loop in the test thread; the tests' ORM calls are still
+# synchronous and safe (Django's documented escape hatch for this case).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
