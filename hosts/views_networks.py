@@ -1,0 +1,98 @@
+"""Network pages: thin views over hosts.services_networks. VIEW to see, MANAGE to change (denials
+audited); changes only over POST; libvirt failures and refused input become messages."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from core.policy import Action, can, require
+from hosts import services_networks as services
+from hosts.forms_resources import NetworkForm
+from hosts.models import Host
+from hosts.virt.errors import ObjectNotFound, VirtError
+
+REFUSED = (VirtError, ValueError)
+
+
+def _host(request, pk: int, *, manage: bool = False, action: str = "", name: str = "-") -> Host:
+    host = get_object_or_404(Host, pk=pk)
+    if not manage:
+        require(request.user, Action.VIEW, host)
+    elif not can(request.user, Action.MANAGE, host):
+        services.audit_denied(request.user, action, host, name)
+        raise PermissionDenied("You may not change networks on this host.")
+    return host
+
+
+@require_GET
+def network_list(request, pk: int):
+    host = _host(request, pk)
+    networks = []
+    try:
+        networks = services.list_networks(host)
+    except VirtError as exc:
+        messages.error(request, f"Could not read the networks: {exc}")
+    return render(request, "hosts/networks/network_list.html", {
+        "host": host, "networks": networks, "can_manage": can(request.user, Action.MANAGE, host)})
+
+
+@require_http_methods(["GET", "POST"])
+def network_add(request, pk: int):
+    host = _host(request, pk, manage=True, action="network.create")
+    form = NetworkForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            net = services.create_network(request.user, host, name=data["name"], mode=data["mode"],
+                                          ipv4=data["ipv4"], dhcp=data["dhcp"], bridge=data["bridge"],
+                                          forward_dev=data["forward_dev"], autostart=data["autostart"])
+        except REFUSED as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Created network {net.name}. It is not running yet.")
+            return redirect("resources:network", pk=host.pk, name=net.name)
+    return render(request, "hosts/networks/network_form.html", {"host": host, "form": form})
+
+
+@require_GET
+def network_detail(request, pk: int, name: str):
+    host = _host(request, pk)
+    try:
+        network, leases = services.network_with_leases(host, name)
+    except ObjectNotFound:
+        messages.error(request, f"There is no network {name!r} on {host.name}.")
+        return redirect("resources:networks", pk=host.pk)
+    except VirtError as exc:
+        messages.error(request, f"Could not read network {name}: {exc}")
+        return redirect("resources:networks", pk=host.pk)
+    return render(request, "hosts/networks/network_detail.html", {
+        "host": host, "network": network, "leases": leases, "can_manage": can(request.user, Action.MANAGE, host)})
+
+
+@require_POST
+def network_start(request, pk: int, name: str):
+    host = _host(request, pk, manage=True, action="network.start", name=name)
+    try:
+        messages.success(request, services.start_network(
+            request.user, host, name, confirm_host_address=bool(request.POST.get("confirm_host_address"))))
+    except REFUSED as exc:
+        messages.error(request, str(exc))
+    return redirect("resources:network", pk=host.pk, name=name)
+
+
+@require_POST
+def network_action(request, pk: int, name: str):
+    action = request.POST.get("action", "")
+    host = _host(request, pk, manage=True, action=f"network.{action or 'action'}", name=name)
+    try:
+        message = services.network_action(request.user, host, name, action)
+    except REFUSED as exc:
+        messages.error(request, str(exc))
+        return redirect("resources:network", pk=host.pk, name=name)
+    messages.success(request, message)
+    if action == "delete":
+        return redirect("resources:networks", pk=host.pk)
+    return redirect("resources:network", pk=host.pk, name=name)

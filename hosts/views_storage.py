@@ -1,0 +1,261 @@
+"""Storage pages: thin views over hosts.services_storage. VIEW to see, MANAGE to change (denials
+audited); changes only over POST; libvirt failures and refused input become messages, never 500s."""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from core.choices import JobStatus
+from core.jobs import JobRefused
+from core.models import Job
+from core.policy import Action, can, require
+from hosts import services_storage as services
+from hosts.forms_resources import CloneForm, PoolForm, ResizeForm, UploadParamsForm, VolumeForm
+from hosts.models import Host
+from hosts.virt.errors import Conflict, HostUnreachable, ObjectNotFound, VirtError
+
+REFUSED = (VirtError, ValueError, JobRefused)
+
+
+def _host(request, pk: int, *, manage: bool = False, action: str = "", pool: str = "", volume: str = "") -> Host:
+    host = get_object_or_404(Host, pk=pk)
+    if not manage:
+        require(request.user, Action.VIEW, host)
+    elif not can(request.user, Action.MANAGE, host):
+        services.audit_denied(request.user, action, host, pool, volume)
+        raise PermissionDenied("You may not change storage on this host.")
+    return host
+
+
+def _pool_url(host: Host, pool: str) -> str:
+    return reverse("resources:pool", args=[host.pk, pool])
+
+
+def _back(host: Host, pool: str) -> HttpResponseRedirect:
+    return redirect(_pool_url(host, pool))
+
+
+def _first_error(form) -> str:
+    return " ".join(str(e) for errors in form.errors.values() for e in errors)
+
+
+# --------------------------------------------------------------------------- pools
+
+
+@require_GET
+def pool_list(request, pk: int):
+    host = _host(request, pk)
+    pools = []
+    try:
+        pools = services.pools(host)
+    except VirtError as exc:
+        messages.error(request, f"Could not read the storage pools: {exc}")
+    return render(request, "hosts/storage/pool_list.html", {
+        "host": host, "pools": pools, "can_manage": can(request.user, Action.MANAGE, host)})
+
+
+@require_http_methods(["GET", "POST"])
+def pool_add(request, pk: int):
+    host = _host(request, pk, manage=True, action="pool.create")
+    form = PoolForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            pool = services.create_pool(request.user, host, type=data["type"], name=data["name"],
+                                        autostart=data["autostart"], **form.parts())
+        except REFUSED as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Created storage pool {pool.name}.")
+            return _back(host, pool.name)
+    return render(request, "hosts/storage/pool_form.html", {"host": host, "form": form})
+
+
+def _storage_jobs(host: Host, pool: str):
+    return Job.objects.filter(host=host, kind__in=services.VOLUME_JOB_KINDS, params__pool=pool).order_by("-id")[:5]
+
+
+@require_GET
+def pool_detail(request, pk: int, pool: str):
+    host = _host(request, pk)
+    try:
+        info, volumes = services.pool_with_volumes(host, pool)
+    except ObjectNotFound:
+        messages.error(request, f"There is no storage pool {pool!r} on {host.name}.")
+        return redirect("resources:storage", pk=host.pk)
+    except VirtError as exc:
+        messages.error(request, f"Could not read storage pool {pool}: {exc}")
+        return redirect("resources:storage", pk=host.pk)
+    context = {"host": host, "pool": info, "volumes": volumes, "can_manage": can(request.user, Action.MANAGE, host),
+               "jobs": _storage_jobs(host, pool), "volume_form": VolumeForm(), "running": JobStatus.RUNNING}
+    if request.GET.get("partial"):
+        return render(request, "hosts/storage/partials/_volumes.html", context)
+    return render(request, "hosts/storage/pool_detail.html", context)
+
+
+@require_POST
+def pool_action(request, pk: int, pool: str):
+    action = request.POST.get("action", "")
+    host = _host(request, pk, manage=True, action=f"pool.{action or 'action'}", pool=pool)
+    try:
+        messages.success(request, services.pool_action(request.user, host, pool, action))
+    except REFUSED as exc:
+        messages.error(request, str(exc))
+    return _back(host, pool)
+
+
+@require_POST
+def pool_delete(request, pk: int, pool: str):
+    host = _host(request, pk, manage=True, action="pool.delete", pool=pool)
+    try:
+        wipe = bool(request.POST.get("delete_storage"))
+        message = services.delete_pool(request.user, host, pool, delete_storage=wipe)
+    except REFUSED as exc:
+        messages.error(request, str(exc))
+        return _back(host, pool)
+    messages.success(request, message)
+    return redirect("resources:storage", pk=host.pk)
+
+
+# --------------------------------------------------------------------------- volumes
+
+
+@require_POST
+def volume_add(request, pk: int, pool: str):
+    host = _host(request, pk, manage=True, action="volume.create", pool=pool)
+    form = VolumeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _first_error(form))
+        return _back(host, pool)
+    data = form.cleaned_data
+    try:
+        job = services.queue_create_volume(request.user, host, pool, data["name"], data["capacity"], data["format"])
+    except REFUSED as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"Creating volume {data['name']} (job #{job.pk}).")
+    return _back(host, pool)
+
+
+@require_POST
+def volume_resize(request, pk: int, pool: str, volume: str):
+    host = _host(request, pk, manage=True, action="volume.resize", pool=pool, volume=volume)
+    form = ResizeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _first_error(form))
+        return _back(host, pool)
+    try:
+        vol = services.resize_volume(request.user, host, pool, volume, form.cleaned_data["capacity"])
+    except REFUSED as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Volume {vol.name} now has {vol.capacity} bytes.")
+    return _back(host, pool)
+
+
+@require_POST
+def volume_clone(request, pk: int, pool: str, volume: str):
+    host = _host(request, pk, manage=True, action="volume.clone", pool=pool, volume=volume)
+    form = CloneForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _first_error(form))
+        return _back(host, pool)
+    try:
+        job = services.queue_clone_volume(request.user, host, pool, volume, form.cleaned_data["new_name"])
+    except REFUSED as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"Cloning {volume} to {form.cleaned_data['new_name']} (job #{job.pk}).")
+    return _back(host, pool)
+
+
+@require_POST
+def volume_delete(request, pk: int, pool: str, volume: str):
+    host = _host(request, pk, manage=True, action="volume.delete", pool=pool, volume=volume)
+    try:
+        job = services.queue_delete_volume(request.user, host, pool, volume)
+    except REFUSED as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"Deleting volume {volume} (job #{job.pk}).")
+    return _back(host, pool)
+
+
+# --------------------------------------------------------------------------- transfers
+
+
+def _status_for(exc: Exception) -> int:
+    if isinstance(exc, ObjectNotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, HostUnreachable):
+        return 502
+    return 400
+
+
+@require_http_methods(["GET", "POST"])
+def volume_upload(request, pk: int, pool: str):
+    """GET: the upload page. POST: the file itself as the raw body (application/octet-stream),
+    name and format in the query string. Django never parses it as a form: the ASGI handler
+    spools the body to a temporary file past 2.5 MiB and we copy it to libvirt 1 MiB at a time."""
+    if request.method == "GET":
+        host = _host(request, pk, manage=True, action="volume.upload", pool=pool)
+        return render(request, "hosts/storage/upload.html", {"host": host, "pool": pool})
+    params = UploadParamsForm(request.GET)
+    host = _host(request, pk, manage=True, action="volume.upload", pool=pool, volume=request.GET.get("name", ""))
+    if request.content_type != "application/octet-stream":
+        return JsonResponse({"error": "Send the file as application/octet-stream."}, status=415)
+    if not params.is_valid():
+        return JsonResponse({"error": _first_error(params)}, status=400)
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length <= 0:
+        return JsonResponse({"error": "The file is empty."}, status=400)
+    name, fmt = params.cleaned_data["name"], params.cleaned_data["format"]
+    try:
+        vol = services.upload_volume(request.user, host, pool, name, length, request.read, fmt)
+    except REFUSED as exc:
+        return JsonResponse({"error": str(exc)}, status=_status_for(exc))
+    return JsonResponse({"ok": True, "volume": vol.name, "capacity": vol.capacity,
+                         "message": f"Uploaded {vol.name} ({length} bytes) to {pool}.",
+                         "pool_url": _pool_url(host, pool)})
+
+
+async def _async_chunks(chunks):
+    """Serve a blocking iterator under ASGI one chunk at a time. Django would otherwise
+    collect a sync iterator into a list first, holding the whole volume in memory."""
+    iterator = iter(chunks)
+    done = object()
+    step = sync_to_async(next, thread_sensitive=False)
+    try:
+        while (chunk := await step(iterator, done)) is not done:
+            yield chunk
+    finally:
+        await sync_to_async(iterator.close, thread_sensitive=False)()
+
+
+@require_GET
+def volume_download(request, pk: int, pool: str, volume: str):
+    host = _host(request, pk, manage=True, action="volume.download", pool=pool, volume=volume)
+    try:
+        download = services.open_download(request.user, host, pool, volume)
+    except REFUSED as exc:
+        messages.error(request, str(exc))
+        return _back(host, pool)
+    chunks = download.chunks()
+    content = _async_chunks(chunks) if isinstance(request, ASGIRequest) else chunks
+    response = StreamingHttpResponse(content, content_type="application/octet-stream")
+    response["Content-Length"] = str(download.length)
+    response["Content-Disposition"] = content_disposition_header(True, volume)
+    return response
