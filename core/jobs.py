@@ -127,19 +127,27 @@ def run(job_id: int, work: Callable[[Job, Report], str]) -> None:
         stop.set()
 
 
+_DIED = ("The worker running this job stopped (crashed or was killed); the job did not finish. "
+         "Check the guest's state and run the action again if needed.")
+_LOST = "No worker picked this job up (its queue message was lost, e.g. Redis restarted). Run it again."
+
+
 def reap_stale(now=None) -> int:
-    """Mark jobs failed whose worker died: running without heartbeat, or queued far too long."""
+    """Mark jobs failed whose worker died (running without heartbeat) or that were never picked up."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.VIRTDASH_STALE_JOB_SECONDS)
-    dead = Job.objects.filter(status=JobStatus.RUNNING, heartbeat__lt=stale)
+    forgotten = now - timedelta(seconds=settings.VIRTDASH_QUEUED_JOB_SECONDS)
+    candidates = [
+        (JobStatus.RUNNING, {"heartbeat__lt": stale}, _DIED),
+        (JobStatus.QUEUED, {"created__lt": forgotten}, _LOST),
+    ]
     count = 0
-    for job in dead:
-        updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, heartbeat__lt=stale).update(
-            status=JobStatus.FAILED, finished=now,
-            message="The worker running this job stopped (crashed or was killed); the job did not finish. "
-                    "Check the guest's state and run the action again if needed.")
-        if updated:
-            count += 1
-            job.refresh_from_db()
-            _publish(job)
+    for status, condition, message in candidates:
+        for job in Job.objects.filter(status=status, **condition):
+            updated = Job.objects.filter(pk=job.pk, status=status, **condition).update(
+                status=JobStatus.FAILED, finished=now, message=message)
+            if updated:
+                count += 1
+                job.refresh_from_db()
+                _publish(job)
     return count
