@@ -1,0 +1,42 @@
+"""The proxy's target is resolved on the server from the host URI and the guest's live graphics."""
+
+from __future__ import annotations
+
+import pytest
+
+from consoles.targets import Target, Unreachable, resolve
+from consoles.tunnel import ssh_argv
+from hosts.virt.consoles import GraphicsInfo
+
+
+def _vnc(listen="127.0.0.1", port=5900, listen_type="address"):
+    return GraphicsInfo(type="vnc", port=port, tls_port=None, listen=listen, listen_type=listen_type)
+
+
+def test_a_local_guest_is_reached_on_its_listen_address():
+    assert resolve("qemu:///system", _vnc("127.0.0.1", 5905)) == Target("127.0.0.1", 5905)
+    assert resolve("qemu:///system", _vnc("0.0.0.0", 5905)) == Target("127.0.0.1", 5905)
+
+
+def test_an_ssh_host_guest_on_loopback_is_reached_through_a_tunnel():
+    target = resolve("qemu+ssh://virt@kvm1.example.com:2222/system", _vnc("127.0.0.1", 5901))
+    assert target == Target("127.0.0.1", 5901, ssh_host="kvm1.example.com", ssh_user="virt", ssh_port=2222)
+
+
+def test_the_ssh_tunnel_is_an_argv_list_with_strict_host_keys_and_no_shell():
+    argv = ssh_argv(Target("127.0.0.1", 5901, ssh_host="kvm1.example.com", ssh_user="virt", ssh_port=22))
+    assert argv[0] == "ssh" and "StrictHostKeyChecking=yes" in argv and "BatchMode=yes" in argv
+    assert argv[-2:] == ["--", "kvm1.example.com"] and "127.0.0.1:5901" in argv
+
+
+def test_a_tls_host_guest_is_reached_directly_but_not_on_the_hosts_loopback():
+    assert resolve("qemu+tls://kvm2.example.com/system", _vnc("0.0.0.0", 5900)) == Target("kvm2.example.com", 5900)
+    assert resolve("qemu+tcp://kvm2/system", _vnc("10.1.2.3", 5900)) == Target("10.1.2.3", 5900)
+    with pytest.raises(Unreachable, match="loopback"):
+        resolve("qemu+tls://kvm2.example.com/system", _vnc("127.0.0.1", 5900))
+
+
+@pytest.mark.parametrize("graphics", [_vnc(port=-1), _vnc(listen_type="socket"), _vnc(listen="-oProxyCommand=x")])
+def test_displays_without_a_usable_network_address_are_unreachable(graphics):
+    with pytest.raises(Unreachable):
+        resolve("qemu:///system", graphics)
