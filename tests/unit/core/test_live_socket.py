@@ -1,0 +1,61 @@
+"""The live WebSocket: login and origin required, topics authorised by the policy."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from core import live
+from guests.models import Guest
+from virtdash.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _headers(user=None, origin=b"http://127.0.0.1:8000"):
+    headers = [(b"host", b"127.0.0.1:8000")]
+    if origin:
+        headers.append((b"origin", origin))
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return headers
+
+
+async def _connect(headers):
+    communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
+    connected, _ = await communicator.connect()
+    return communicator, connected
+
+
+async def test_anonymous_sockets_are_refused():
+    communicator, connected = await _connect(_headers())
+    assert not connected
+
+
+async def test_a_foreign_origin_is_refused(admin_user):
+    communicator, connected = await _connect(await sync_to_async(_headers)(admin_user, origin=b"https://evil.example"))
+    assert not connected
+
+
+async def test_a_viewer_receives_hints_for_topics_it_may_see(viewer_user):
+    communicator, connected = await _connect(await sync_to_async(_headers)(viewer_user))
+    assert connected
+    await communicator.send_json_to({"subscribe": ["hosts", "guest.nope"]})
+    reply = await communicator.receive_json_from(timeout=5)
+    assert reply == {"subscribed": ["hosts"], "refused": ["guest.nope"]}
+    await sync_to_async(live.send_now)(["hosts"], "host", {"id": 1})
+    message = await communicator.receive_json_from(timeout=5)
+    assert message["topic"] == "hosts" and message["event"] == "host" and message["seq"] >= 1
+    await communicator.disconnect()
+
+
+async def test_an_outsider_cannot_subscribe_to_a_guest_it_may_not_see(outsider_user, test_host):
+    guest = await sync_to_async(Guest.objects.create)(host=test_host, uuid="u-1", name="secret")
+    communicator, connected = await _connect(await sync_to_async(_headers)(outsider_user))
+    assert connected
+    await communicator.send_json_to({"subscribe": [f"guest.{guest.uuid}", "guests", "hosts"]})
+    reply = await communicator.receive_json_from(timeout=5)
+    assert reply["subscribed"] == []
+    await communicator.disconnect()
