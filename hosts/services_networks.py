@@ -64,7 +64,10 @@ NETWORK_ACTIONS: dict[str, tuple[str, Callable[[str, str], object]]] = {
 
 def network_action(actor, host: Host, name: str, action: str) -> str:
     if action not in NETWORK_ACTIONS:
-        raise OperationRefused(f"Unknown network action {action!r}.")
+        error = OperationRefused(f"Unknown network action {action!r}.")
+        audit.record(actor, f"network.{action}"[:64], result=AuditResult.FAILED, detail=str(error),
+                     **_target(host, name))
+        raise error
     verb, fn = NETWORK_ACTIONS[action]
     _audited(actor, f"network.{action}", host, name, lambda: fn(host.uri, name))
     return f"{verb} {name}."

@@ -79,7 +79,9 @@ POOL_ACTIONS: dict[str, tuple[str, Callable[[str, str], storage.PoolInfo]]] = {
 def pool_action(actor, host: Host, name: str, action: str) -> str:
     """Start, stop, refresh or toggle autostart; returns the message to show."""
     if action not in POOL_ACTIONS:
-        raise OperationRefused(f"Unknown pool action {action!r}.")
+        error = OperationRefused(f"Unknown pool action {action!r}.")
+        audit.record(actor, f"pool.{action}"[:64], result=AuditResult.FAILED, detail=str(error), **_target(host, name))
+        raise error
     verb, fn = POOL_ACTIONS[action]
     _audited(actor, f"pool.{action}", host, name, "", lambda: fn(host.uri, name))
     return f"{verb} storage pool {name}."

@@ -85,7 +85,7 @@ def network_start(request, pk: int, name: str):
 
 @require_POST
 def network_action(request, pk: int, name: str):
-    action = request.POST.get("action", "")
+    action = request.POST.get("action", "")[:32]
     host = _host(request, pk, manage=True, action=f"network.{action or 'action'}", name=name)
     try:
         message = services.network_action(request.user, host, name, action)

@@ -103,7 +103,7 @@ def pool_detail(request, pk: int, pool: str):
 
 @require_POST
 def pool_action(request, pk: int, pool: str):
-    action = request.POST.get("action", "")
+    action = request.POST.get("action", "")[:32]
     host = _host(request, pk, manage=True, action=f"pool.{action or 'action'}", pool=pool)
     try:
         messages.success(request, services.pool_action(request.user, host, pool, action))
