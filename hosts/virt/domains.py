@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libvirt
 
 from hosts.virt import connections
 from hosts.virt.errors import OperationRefused
+from virtdash.xml import Domain
 
 
 def _by_uuid(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
@@ -54,9 +55,25 @@ class DomainRead:
     max_memory_kib: int
     xml: str
     has_managed_save: bool = False
+    disk_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # target → (capacity, allocation)
 
 
-def _read_one(conn: libvirt.virConnect, uuid: str, xml_flags: int) -> DomainRead:
+def _disk_sizes(dom: libvirt.virDomain, xml: str) -> dict[str, tuple[int, int]]:
+    sizes = {}
+    try:
+        targets = [d.target for d in Domain.parse(xml).disks if d.target and d.source]
+    except ValueError:
+        return {}
+    for target in targets:
+        try:
+            capacity, allocation, _physical = dom.blockInfo(target)
+        except libvirt.libvirtError:
+            continue  # empty CD-ROM, network disk, driver without blockInfo
+        sizes[target] = (capacity, allocation)
+    return sizes
+
+
+def _read_one(conn: libvirt.virConnect, uuid: str, xml_flags: int, with_sizes: bool = False) -> DomainRead:
     dom = _by_uuid(conn, uuid)
     state, reason = dom.state()
     _state, max_mem, mem, vcpus, _cpu = dom.info()
@@ -64,15 +81,20 @@ def _read_one(conn: libvirt.virConnect, uuid: str, xml_flags: int) -> DomainRead
         managed = bool(dom.hasManagedSaveImage())
     except libvirt.libvirtError:
         managed = False
+    xml = dom.XMLDesc(xml_flags)
     return DomainRead(uuid=dom.UUIDString(), name=dom.name(), state=state, reason=reason,
                       autostart=bool(dom.autostart()), persistent=bool(dom.isPersistent()), vcpus=vcpus,
-                      memory_kib=mem, max_memory_kib=max_mem, xml=dom.XMLDesc(xml_flags), has_managed_save=managed)
+                      memory_kib=mem, max_memory_kib=max_mem, xml=xml, has_managed_save=managed,
+                      disk_sizes=_disk_sizes(dom, xml) if with_sizes else {})
 
 
-def read(uri: str, uuid: str, *, inactive: bool = False) -> DomainRead:
-    """Re-read one guest (raises GuestNotFound when it is gone); `inactive` = next-boot XML."""
+def read(uri: str, uuid: str, *, inactive: bool = False, disk_sizes: bool = False) -> DomainRead:
+    """Re-read one guest (raises GuestNotFound when it is gone); `inactive` = next-boot XML.
+
+    `disk_sizes` adds each disk's capacity/allocation (the detail page); all in one round.
+    """
     flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
-    return connections.call(uri, lambda conn: _read_one(conn, uuid, flags), what=f"guest {uuid}")
+    return connections.call(uri, lambda conn: _read_one(conn, uuid, flags, disk_sizes), what=f"guest {uuid}")
 
 
 def state(uri: str, uuid: str) -> int:

@@ -19,7 +19,8 @@ def domain_xml(name: str, *, running: bool = True, uuid: str | None = None, memo
   <memory unit='MiB'>{memory_mib}</memory><vcpu>{vcpus}</vcpu>
   <os><type arch='x86_64'>hvm</type><boot dev='hd'/></os>
   <devices>
-    <disk type='file' device='disk'><source file='/var/lib/vdtest/{uuid_mod.uuid4().hex}.img'/><target dev='vda' bus='virtio'/></disk>
+    <disk type='file' device='disk'><source file='/var/lib/vdtest/{uuid_mod.uuid4().hex}.img'/>
+      <target dev='vda' bus='virtio'/></disk>
     <interface type='network'><mac address='52:54:00:00:00:01'/><source network='default'/>
       <model type='virtio'/></interface>
     <graphics type='vnc' port='-1' autoport='yes'/>

@@ -1,0 +1,219 @@
+"""Guest operations shared by views, the API and Celery tasks (thin views call these).
+
+`request_*` functions run in the web process: check the policy, audit denials, create the Job
+and enqueue its task after commit. `perform*` functions run in the worker: they re-load rows by
+id, act through hosts.virt.domains, and converge (asking for the state the guest is already
+in succeeds), so a redelivered task after a worker crash is harmless.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+
+from core import audit, jobs
+from core.choices import AuditResult
+from core.models import Job
+from core.policy import Action, can
+from guests import inventory
+from guests.choices import ACTIVE_STATES, GuestState, state_from_libvirt
+from guests.models import Guest
+from hosts.virt import domains
+from hosts.virt.errors import GuestNotFound, VirtError
+
+POLL_SECONDS = 0.5
+
+
+class ShutdownTimeout(VirtError):
+    """The guest ignored the ACPI request; the page offers Force off."""
+
+
+@dataclass(frozen=True)
+class GuestAction:
+    name: str
+    label: str
+    policy: Action
+    run: Callable[[Guest], None]
+    when: frozenset[str]  # states in which the UI offers it (the service still converges in others)
+    danger: bool = False
+
+
+def _start(guest: Guest) -> None:
+    domains.start(guest.host.uri, guest.uuid)  # restores a managed-save image when there is one
+
+
+RUNNING = frozenset({GuestState.RUNNING, GuestState.BLOCKED})
+ACTIVE = frozenset(ACTIVE_STATES)
+STOPPED = frozenset({GuestState.SHUTOFF, GuestState.CRASHED, GuestState.NOSTATE})
+ACTIONS: dict[str, GuestAction] = {a.name: a for a in [
+    GuestAction("start", "Start", Action.OPERATE, _start, STOPPED),
+    GuestAction("shutdown", "Shut down", Action.OPERATE, lambda g: _shutdown_and_wait(g, None), RUNNING),
+    GuestAction("reboot", "Reboot", Action.OPERATE, lambda g: domains.reboot(g.host.uri, g.uuid), RUNNING),
+    GuestAction("reset", "Reset", Action.OPERATE, lambda g: domains.reset(g.host.uri, g.uuid), RUNNING, True),
+    GuestAction("destroy", "Force off", Action.OPERATE, lambda g: domains.destroy(g.host.uri, g.uuid), ACTIVE, True),
+    GuestAction("suspend", "Pause", Action.OPERATE, lambda g: domains.suspend(g.host.uri, g.uuid), RUNNING),
+    GuestAction("resume", "Resume", Action.OPERATE, lambda g: domains.resume(g.host.uri, g.uuid),
+                frozenset({GuestState.PAUSED})),
+    GuestAction("save", "Save (managed)", Action.OPERATE, lambda g: domains.managed_save(g.host.uri, g.uuid),
+                RUNNING | {GuestState.PAUSED}),
+    GuestAction("restore", "Restore", Action.OPERATE, _start, frozenset({GuestState.SHUTOFF})),
+    GuestAction("autostart-on", "Autostart on", Action.OPERATE,
+                lambda g: domains.set_autostart(g.host.uri, g.uuid, True), frozenset(GuestState.values)),
+    GuestAction("autostart-off", "Autostart off", Action.OPERATE,
+                lambda g: domains.set_autostart(g.host.uri, g.uuid, False), frozenset(GuestState.values)),
+]}
+BULK_ACTIONS = ("start", "shutdown", "reboot", "destroy", "suspend", "resume", "save")
+
+
+def offered_actions(user, guest: Guest) -> list[GuestAction]:
+    """The actions the detail page shows for this guest now (policy and state)."""
+    if not can(user, Action.OPERATE, guest):
+        return []
+    offered = [a for a in ACTIONS.values() if guest.state in a.when and not a.name.startswith("autostart")]
+    saved = guest.state_reason == "saved"  # shut off by a managed save: Start restores it
+    offered = [a for a in offered if (a.name == "restore") == saved or a.name not in ("start", "restore")]
+    offered.append(ACTIONS["autostart-off" if guest.autostart else "autostart-on"])
+    return offered
+
+
+def _check(actor, action: Action, guest: Guest, kind: str) -> None:
+    if not can(actor, action, guest):
+        audit.record(actor, kind, guest, result=AuditResult.DENIED, detail="not allowed")
+        raise PermissionDenied(f"You may not {action.value} {guest.name}.")
+
+
+def request_action(actor, guest: Guest, name: str) -> Job:
+    """Queue one lifecycle action as a Job (raises PermissionDenied, JobRefused, KeyError)."""
+    action = ACTIONS[name]
+    kind = f"guest.{name}"
+    _check(actor, action.policy, guest, kind)
+    job = jobs.create(actor, kind, guest=guest, params={"action": name})
+    from guests.tasks import guest_action
+
+    jobs.enqueue(job, guest_action)
+    return job
+
+
+def request_delete(actor, guest: Guest, *, confirm: str, volume_paths: list[str], force: bool) -> Job:
+    """Queue deleting the guest; `confirm` must be its name; volumes must be its own disks."""
+    _check(actor, Action.MANAGE, guest, "guest.delete")
+    if confirm != guest.name:
+        raise ValueError("Type the guest's name exactly to confirm.")
+    own = {d.get("source") for d in guest.summary.get("disks", []) if d.get("device", "disk") == "disk"}
+    strangers = [p for p in volume_paths if p not in own]
+    if strangers:
+        raise ValueError(f"Not a disk of {guest.name}: {', '.join(strangers)}")
+    if guest.state in ACTIVE_STATES and not force:
+        raise ValueError(f"{guest.name} is running: shut it down first, or tick “force off and delete”.")
+    job = jobs.create(actor, "guest.delete", guest=guest, params={"volume_paths": volume_paths, "force": force})
+    from guests.tasks import guest_delete
+
+    jobs.enqueue(job, guest_delete)
+    return job
+
+
+def request_bulk(actor, guests: list[Guest], name: str) -> Job:
+    """Queue one bulk Job; guests the actor may not operate are reported per item, not run."""
+    if name not in BULK_ACTIONS:
+        raise KeyError(name)
+    kind = f"guest.bulk-{name}"
+    allowed = [g for g in guests if can(actor, ACTIONS[name].policy, g)]
+    for guest in guests:
+        if guest not in allowed:
+            audit.record(actor, f"guest.{name}", guest, result=AuditResult.DENIED, detail="bulk; not allowed")
+    if not allowed:
+        raise PermissionDenied("You may not do that to any of the selected guests.")
+    job = jobs.create(actor, kind, host=None, target_name=f"{len(allowed)} guests",
+                      params={"action": name, "guests": [g.pk for g in allowed]})
+    from guests.tasks import guest_bulk
+
+    jobs.enqueue(job, guest_bulk)
+    return job
+
+
+# ------------------------------------------------------------------------ in the worker
+
+def _guest_for(job: Job) -> Guest:
+    guest = Guest.objects.select_related("host").filter(uuid=job.guest_uuid).first()
+    if guest is None:
+        raise GuestNotFound(f"{job.target_name} is no longer in the inventory (deleted meanwhile?)")
+    return guest
+
+
+def _shutdown_and_wait(guest: Guest, report: jobs.Report | None) -> None:
+    """ACPI shutdown, then wait up to VIRTDASH_SHUTDOWN_TIMEOUT for the guest to power off."""
+    domains.shutdown(guest.host.uri, guest.uuid)
+    timeout = settings.VIRTDASH_SHUTDOWN_TIMEOUT
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state_from_libvirt(domains.state(guest.host.uri, guest.uuid)) not in ACTIVE_STATES:
+            return
+        if report is not None:
+            left = deadline - time.monotonic()
+            report(int(100 * (1 - left / timeout)), f"Waiting for {guest.name} to shut down ({left:.0f} s left)")
+        time.sleep(POLL_SECONDS)
+    raise ShutdownTimeout(f"{guest.name} did not shut down within {timeout} s (the guest ignored the ACPI "
+                          "request). Use Force off to power it off.")
+
+
+def perform_action(job: Job, report: jobs.Report) -> str:
+    guest = _guest_for(job)
+    action = ACTIONS[job.params["action"]]
+    report(10, f"{action.label}: {guest.name}")
+    try:
+        if action.name == "shutdown":
+            _shutdown_and_wait(guest, report)
+        else:
+            action.run(guest)
+    finally:
+        inventory.refresh_after_action(guest)
+    return f"{action.label}: {guest.name} done."
+
+
+def perform_delete(job: Job, report: jobs.Report) -> str:
+    guest = Guest.objects.select_related("host").filter(uuid=job.guest_uuid).first()
+    if guest is None:
+        return f"{job.target_name} was already deleted."
+    report(20, f"Deleting {guest.name}")
+    try:
+        problems = domains.undefine(guest.host.uri, guest.uuid, volume_paths=job.params.get("volume_paths", []),
+                                    force=bool(job.params.get("force")))
+    except GuestNotFound:
+        problems = []
+    inventory.refresh_after_action(guest)
+    volumes = len(job.params.get("volume_paths", []))
+    if problems:
+        raise VirtError(f"{guest.name} was deleted, but some volumes were not: " + "; ".join(problems))
+    return f"Deleted {guest.name}" + (f" and {volumes} volume(s)." if volumes else ".")
+
+
+def perform_bulk(job: Job, report: jobs.Report) -> str:
+    action = ACTIONS[job.params["action"]]
+    guests = list(Guest.objects.select_related("host").filter(pk__in=job.params["guests"]))
+    done = {item["name"] for item in job.items}  # a re-run after a crash skips finished items
+    for index, guest in enumerate(guests):
+        if guest.name in done:
+            continue
+        job.items.append(_bulk_item(guest, action))
+        report(int(100 * (index + 1) / max(1, len(guests))), f"{action.label}: {index + 1} of {len(guests)}")
+    failed = [i for i in job.items if not i["ok"]]
+    if failed:
+        raise VirtError(f"{action.label}: {len(job.items) - len(failed)} succeeded, {len(failed)} failed.")
+    return f"{action.label}: all {len(job.items)} guests done."
+
+
+def _bulk_item(guest: Guest, action: GuestAction) -> dict:
+    busy = jobs.active_job_for_guest(guest.uuid)
+    if busy is not None:
+        return {"name": guest.name, "ok": False, "message": f"busy with job #{busy.pk} ({busy.kind})"}
+    try:
+        action.run(guest)
+    except VirtError as exc:
+        return {"name": guest.name, "ok": False, "message": str(exc)}
+    finally:
+        inventory.refresh_after_action(guest)
+    return {"name": guest.name, "ok": True, "message": "done"}
