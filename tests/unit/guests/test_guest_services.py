@@ -1,0 +1,91 @@
+"""Guest services run as the worker runs them (task functions called directly, test driver)."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from core import jobs
+from guests import samples, services
+from guests.models import Guest, GuestSample, HostSample, Resolution
+from hosts.virt import stats
+
+
+def _run(user, guest, name):
+    job = jobs.create(user, f"guest.{name}", guest=guest, params={"action": name})
+    jobs.run(job.pk, services.perform_action)
+    job.refresh_from_db()
+    return job
+
+
+def test_actions_change_libvirt_and_the_row(admin_user, synced, virt):
+    guest = Guest.objects.get(name="vdtest-alpha")
+    dom = virt.lookupByUUIDString(guest.uuid)
+    assert _run(admin_user, guest, "suspend").status == "succeeded"
+    assert dom.state()[0] == 3 and Guest.objects.get(pk=guest.pk).state == "paused"
+    assert _run(admin_user, guest, "resume").status == "succeeded"
+    assert dom.state()[0] == 1
+    assert _run(admin_user, guest, "destroy").status == "succeeded"
+    assert not dom.isActive() and Guest.objects.get(pk=guest.pk).state == "shutoff"
+    assert _run(admin_user, guest, "start").status == "succeeded"
+    assert dom.isActive()
+
+
+def test_start_on_a_running_guest_converges_to_success(admin_user, synced, virt):
+    guest = Guest.objects.get(name="vdtest-alpha")
+    job = _run(admin_user, guest, "start")
+    assert job.status == "succeeded" and job.progress == 100
+
+
+def test_autostart_on_and_off(admin_user, synced, virt):
+    guest = Guest.objects.get(name="vdtest-beta")
+    _run(admin_user, guest, "autostart-on")
+    assert virt.lookupByUUIDString(guest.uuid).autostart() == 1
+    assert Guest.objects.get(pk=guest.pk).autostart is True
+    _run(admin_user, guest, "autostart-off")
+    assert virt.lookupByUUIDString(guest.uuid).autostart() == 0
+
+
+def test_a_bulk_job_reports_each_guest(admin_user, synced, virt):
+    guests = list(Guest.objects.filter(host=synced))
+    job = jobs.create(admin_user, "guest.bulk-destroy", target_name="3 guests",
+                      params={"action": "destroy", "guests": [g.pk for g in guests]})
+    jobs.run(job.pk, services.perform_bulk)
+    job.refresh_from_db()
+    assert job.status == "succeeded" and len(job.items) == 3 and all(i["ok"] for i in job.items)
+    assert not any(d.isActive() for d in virt.listAllDomains())
+
+
+def test_delete_undefines_the_guest_and_removes_the_row(admin_user, synced, virt):
+    guest = Guest.objects.get(name="vdtest-gamma")
+    job = jobs.create(admin_user, "guest.delete", guest=guest, params={"volume_paths": [], "force": False})
+    jobs.run(job.pk, services.perform_delete)
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.message
+    assert guest.uuid not in {d.UUIDString() for d in virt.listAllDomains()}
+    assert not Guest.objects.filter(pk=guest.pk).exists()
+
+
+def test_a_running_guest_is_not_deleted_without_force(admin_user, synced, virt):
+    guest = Guest.objects.get(name="vdtest-alpha")
+    job = jobs.create(admin_user, "guest.delete", guest=guest, params={"volume_paths": [], "force": False})
+    jobs.run(job.pk, services.perform_delete)
+    job.refresh_from_db()
+    assert job.status == "failed" and "is running" in job.message
+    assert virt.lookupByUUIDString(guest.uuid).isActive()
+
+
+def test_samples_are_recorded_for_active_guests_only_and_rolled_up(synced):
+    first = stats.read_host(synced.uri, known=frozenset(), capacity=True)
+    second = stats.read_host(synced.uri, known=frozenset(), capacity=True)
+    now = timezone.now().replace(minute=7, second=0, microsecond=0)
+    assert samples.record(synced, first, None, now - timedelta(minutes=6)) == 2  # gamma is shut off
+    samples.record(synced, second, first, now - timedelta(minutes=5, seconds=50))
+    host = HostSample.objects.filter(host=synced).first()
+    assert host.guests_running == 2 and host.guests_defined == 3 and host.vcpus_running == 3
+    assert host.vcpus_all == 6 and host.memory_total > 0
+    done = samples.roll_up(synced, now=now)
+    assert done["guest_5m"] == 2 and done["host_5m"] == 1
+    assert GuestSample.objects.filter(resolution=Resolution.FIVE_MINUTES, count=2).count() == 2
+    assert samples.roll_up(synced, now=now)["guest_5m"] == 0  # idempotent
+    samples.roll_up(synced, now=now + timedelta(days=2))
+    assert not GuestSample.objects.filter(resolution=Resolution.RAW).exists()  # raw kept 24 h
