@@ -1,0 +1,62 @@
+"""Every provisioning URL for the four personas: allowed, forbidden (audited) or invisible."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.models import AuditEntry, Job
+from guests import services_provision as svc
+from guests.models_history import ConfigVersion
+
+PERSONAS = ["admin", "operator", "viewer", "outsider"]
+
+# (method, path template, expected status per persona); {pk} guest, {v} a version
+CASES = [
+    ("get", "/guests/{pk}/edit/", {"admin": 200, "operator": 200, "viewer": 403, "outsider": 404}),
+    ("post", "/guests/{pk}/edit/general/", {"admin": 302, "operator": 302, "viewer": 403, "outsider": 404}),
+    ("post", "/guests/{pk}/edit/apply/", {"admin": 302, "operator": 302, "viewer": 403, "outsider": 404}),
+    ("get", "/guests/{pk}/xml/", {"admin": 200, "operator": 403, "viewer": 403, "outsider": 404}),
+    ("post", "/guests/{pk}/xml/", {"admin": 200, "operator": 403, "viewer": 403, "outsider": 404}),
+    ("get", "/guests/{pk}/history/", {"admin": 200, "operator": 200, "viewer": 403, "outsider": 404}),
+    ("post", "/guests/{pk}/history/{v}/rollback/", {"admin": 302, "operator": 302, "viewer": 403, "outsider": 404}),
+    ("get", "/guests/{pk}/clone/", {"admin": 200, "operator": 200, "viewer": 403, "outsider": 404}),
+    ("post", "/guests/{pk}/clone/", {"admin": 200, "operator": 200, "viewer": 403, "outsider": 404}),
+    ("get", "/guests/{pk}/snapshots/", {"admin": 200, "operator": 200, "viewer": 200, "outsider": 404}),
+    ("post", "/guests/{pk}/snapshots/new/", {"admin": 302, "operator": 302, "viewer": 403, "outsider": 404}),
+    ("post", "/guests/{pk}/snapshots/action/", {"admin": 302, "operator": 302, "viewer": 403, "outsider": 404}),
+    ("get", "/guests/new/", {"admin": 200, "operator": 200, "viewer": 403, "outsider": 403}),
+]
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("method, path, expected", CASES, ids=[f"{m} {p}" for m, p, _ in CASES])
+def test_each_persona_gets_what_the_policy_allows(request, guest, persona, method, path, expected):
+    client = request.getfixturevalue(f"{persona}_client")
+    version = svc.record_current(guest.host, guest.uuid, source=ConfigVersion.Source.EVENT)
+    url = path.format(pk=guest.pk, v=version.pk)
+    response = getattr(client, method)(url, {"name": "", "xml": ""} if method == "post" else None)
+    assert response.status_code == expected[persona]
+    if expected[persona] == 403:
+        assert AuditEntry.objects.filter(result="denied").count() == 1
+        assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/guests/{pk}/edit/general/", "/guests/{pk}/snapshots/new/",
+                                  "/guests/{pk}/snapshots/action/", "/guests/{pk}/history/{v}/rollback/"])
+def test_state_never_changes_over_get(admin_client, guest, path):
+    version = svc.record_current(guest.host, guest.uuid, source=ConfigVersion.Source.EVENT)
+    assert admin_client.get(path.format(pk=guest.pk, v=version.pk)).status_code == 405
+
+
+def test_posts_need_a_csrf_token(admin_user, guest):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    assert client.post(f"/guests/{guest.pk}/snapshots/new/", {"name": "x"}).status_code == 403
+    assert not Job.objects.exists()
+
+
+def test_anonymous_visitors_are_sent_to_login(client, guest):
+    response = client.get(f"/guests/{guest.pk}/edit/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
