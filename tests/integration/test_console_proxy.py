@@ -1,0 +1,152 @@
+"""The VNC proxy in the real web server, against a real tiny guest (password-protected VNC).
+
+Each refusal is a failed WebSocket handshake (HTTP 403); the accepted case speaks RFB all the
+way to QEMU's ServerInit, which proves the proxy answered the VNC password itself.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from consoles import tokens
+from consoles.targets import Target
+from tests.conftest import TEST_PREFIX, make_user
+from tests.integration import console_guests as cg
+from tests.stack import Stack, free_port
+
+URI = "qemu:///system"
+
+
+@pytest.fixture(scope="module")
+def web(services, django_db_setup):
+    running = Stack(port=free_port())
+    running.start_web()
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture(scope="module")
+def tiny(services, libvirt_module_conn):
+    cg.ensure_tiny_guest()
+    name = f"{TEST_PREFIX}con-{int(time.time() * 1000) % 10**8}"
+    dom = cg.define_and_start(libvirt_module_conn, name)
+    yield dom
+    cg.destroy(libvirt_module_conn, name)
+
+
+@pytest.fixture(scope="module")
+def libvirt_module_conn(services):
+    import libvirt
+
+    conn = libvirt.open(URI)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def rows(transactional_db, tiny):
+    from guests.models import Guest
+
+    host, (guest,) = cg.inventory_rows(URI, [tiny])
+    other = Guest.objects.create(host=host, uuid="bbbbbbbb-0000-4000-8000-00000000000b", name="vdtest-other",
+                                 state="running", graphics="vnc")
+    return host, guest, other
+
+
+@pytest.fixture
+def operator(transactional_db):
+    return make_user("oscar-operator", "operator")
+
+
+def _ws(web, guest_uuid, token, cookie, origin=None, query=""):
+    return connect(f"ws://127.0.0.1:{web.port}/websockify/{guest_uuid}{query}", origin=origin or web.url,
+                   subprotocols=["binary", f"vd-token.{token}"], additional_headers={"Cookie": cookie},
+                   open_timeout=10)
+
+
+def _token(web, guest, cookie) -> str:
+    status, body = cg.post_json(web.url, f"/consoles/{guest.uuid}/vnc/token", cookie, {"mode": "full"})
+    assert status == 200, body
+    return body["token"]
+
+
+def test_a_valid_token_reaches_the_guests_vnc_server_without_the_user_knowing_its_password(web, rows, operator):
+    _, guest, _ = rows
+    cookie = cg.session_cookie(operator)
+    with _ws(web, guest.uuid, _token(web, guest, cookie), cookie) as ws:
+        assert ws.recv(timeout=10) == b"RFB 003.008\n"
+        ws.send(b"RFB 003.008\n")
+        assert ws.recv(timeout=10) == b"\x01\x01"  # the browser is offered security None
+        ws.send(b"\x01")
+        assert ws.recv(timeout=10) == b"\x00\x00\x00\x00"
+        ws.send(b"\x01")  # ClientInit, shared
+        init = ws.recv(timeout=10)
+        width, height = struct.unpack(">HH", init[:4])
+        assert width > 0 and height > 0 and guest.name.encode() in init  # QEMU's ServerInit names the guest
+
+
+def test_a_reused_token_is_refused(web, rows, operator):
+    _, guest, _ = rows
+    cookie = cg.session_cookie(operator)
+    token = _token(web, guest, cookie)
+    with _ws(web, guest.uuid, token, cookie) as ws:
+        assert ws.recv(timeout=10) == b"RFB 003.008\n"
+    with pytest.raises(InvalidStatus) as refused:
+        _ws(web, guest.uuid, token, cookie)
+    assert refused.value.response.status_code == 403
+
+
+def test_an_expired_token_is_refused(web, rows, operator):
+    host, guest, _ = rows
+    cookie = cg.session_cookie(operator)
+    token = tokens.issue(tokens.ConsoleGrant(user_id=operator.pk, guest_uuid=guest.uuid, host_id=host.pk,
+                                             mode="full", target=Target("127.0.0.1", 5900)), ttl=1)
+    time.sleep(1.3)
+    with pytest.raises(InvalidStatus):
+        _ws(web, guest.uuid, token, cookie)
+
+
+def test_a_token_for_guest_a_is_refused_for_guest_b(web, rows, operator):
+    _, guest, other = rows
+    cookie = cg.session_cookie(operator)
+    with pytest.raises(InvalidStatus):
+        _ws(web, other.uuid, _token(web, guest, cookie), cookie)
+
+
+def test_a_foreign_origin_is_refused(web, rows, operator):
+    _, guest, _ = rows
+    cookie = cg.session_cookie(operator)
+    with pytest.raises(InvalidStatus):
+        _ws(web, guest.uuid, _token(web, guest, cookie), cookie, origin="http://evil.example")
+
+
+def test_a_client_supplied_target_is_refused(web, rows, operator):
+    _, guest, _ = rows
+    cookie = cg.session_cookie(operator)
+    with pytest.raises(InvalidStatus):
+        _ws(web, guest.uuid, _token(web, guest, cookie), cookie, query="?host=127.0.0.1&port=22")
+
+
+def test_a_viewer_gets_403_and_no_token_for_a_full_console(web, rows, transactional_db):
+    _, guest, _ = rows
+    viewer = make_user("vera-viewer", "viewer")
+    status, body = cg.post_json(web.url, f"/consoles/{guest.uuid}/vnc/token", cg.session_cookie(viewer),
+                                {"mode": "full"})
+    assert status == 403 and "token" not in body
+
+
+def test_the_thumbnail_is_a_cached_png_of_the_running_guest(web, rows, operator):
+    import urllib.request
+
+    _, guest, _ = rows
+    request = urllib.request.Request(f"{web.url}/consoles/{guest.uuid}/thumbnail.png",
+                                     headers={"Cookie": cg.session_cookie(operator)})
+    with urllib.request.urlopen(request, timeout=15) as first:
+        assert first.headers["Content-Type"] == "image/png" and first.read().startswith(b"\x89PNG")
+    lock = tokens._client().ttl(f"vd:console:thumb:{guest.host_id}:{guest.uuid}:lock")
+    assert 0 < lock <= 30  # the next screenshot waits for this
