@@ -1,0 +1,129 @@
+"""Upload a 50 MiB image through Chromium with a visible progress bar, download it back with
+identical bytes, and check the web processes did not hold the file in memory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from hosts.models import Host
+from hosts.virt import storage
+from tests.conftest import TEST_PREFIX
+from tests.e2e.conftest import login, screenshot
+from tests.stack import Stack, free_port, in_thread
+
+SIZE = 50 * 1024 * 1024
+
+
+@pytest.fixture
+def web(services, transactional_db):
+    """Only the web server: uploads and downloads run in the web process itself."""
+    running = Stack(port=free_port())
+    running.start_web()
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture
+def upload_pool(libvirt_conn):
+    name = f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}"
+    folder = tempfile.mkdtemp(prefix=f"{name}-")
+    os.chmod(folder, 0o755)
+    in_thread(lambda: storage.define_pool("qemu:///system", "dir", name, target_path=f"{folder}/pool"))
+    yield name
+    pool = libvirt_conn.storagePoolLookupByName(name)
+    for vol in pool.listAllVolumes():
+        assert vol.name().startswith(TEST_PREFIX)
+        vol.delete(0)
+    pool.destroy()
+    pool.undefine()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _web_pids(master: int) -> list[int]:
+    """The uvicorn master and its worker processes."""
+    pids = [master]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+                pids.append(int(entry.name))
+    return pids
+
+
+def _memory_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def test_a_50_mib_upload_shows_progress_downloads_identically_and_is_not_held_in_memory(
+        web, page, admin_user, upload_pool, tmp_path):
+    data = os.urandom(SIZE)
+    source = tmp_path / "vdtest-image.iso"
+    source.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    del data
+    host = Host.objects.create(name="local", uri="qemu:///system")
+    volume = f"{TEST_PREFIX}upload.iso"
+
+    login(page, web.url, admin_user.username)
+    page.goto(f"{web.url}/hosts/{host.pk}/storage/{upload_pool}/")
+    page.click("text=Upload…")
+    page.wait_for_url(re.compile(r"/upload/$"))
+    pids = _web_pids(web.processes["web"].pid)
+    rss_before = {pid: _memory_kib(pid, "VmRSS") for pid in pids}
+
+    # Slow the browser's upload to ~20 MiB/s so the bar is seen moving (about 2.5 s).
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": 20 * 1024 * 1024})
+    page.set_input_files("#upload-file", str(source))
+    page.fill("#upload-name", volume)
+    page.click("#upload-start")
+    page.wait_for_function(
+        "() => { const v = +document.getElementById('upload-progress').getAttribute('aria-valuenow');"
+        " return v > 5 && v < 95; }", timeout=20000)
+    assert page.locator("#upload-progress").is_visible()
+    assert "Sent" in page.locator("#upload-text").inner_text()
+    screenshot(page, "storage-upload-progress")
+    page.wait_for_selector("#upload-result .msg-success", timeout=60000)
+    assert f"Uploaded {volume} ({SIZE} bytes)" in page.locator("#upload-result").inner_text()
+    screenshot(page, "storage-upload-done")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": -1})
+
+    page.click("#upload-result a")
+    row = page.locator(f"tr[data-volume='{volume}']")
+    assert "50.0 MiB" in row.inner_text()
+    with page.expect_download() as info:
+        row.locator("text=Download").click()
+    downloaded = info.value.path()
+    assert os.path.getsize(downloaded) == SIZE
+    assert hashlib.sha256(Path(downloaded).read_bytes()).hexdigest() == digest
+
+    growth = {pid: _memory_kib(pid, "VmHWM") - rss_before[pid] for pid in pids if Path(f"/proc/{pid}").exists()}
+    print(f"web processes: peak RSS growth during upload+download (KiB): {growth}")
+    assert max(growth.values()) * 1024 < SIZE / 2, growth  # one 1 MiB chunk at a time, not the file
+    assert _libvirt_capacity(upload_pool, volume) == SIZE
+
+
+def _libvirt_capacity(pool: str, volume: str) -> int:
+    conn = libvirt.open("qemu:///system")
+    try:
+        return conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).info()[1]
+    finally:
+        conn.close()
