@@ -192,6 +192,20 @@ def get_volume(uri: str, pool: str, name: str) -> VolumeInfo:
                             what=f"volume {pool}/{name}")
 
 
+def volume_by_path(uri: str, path: str) -> VolumeInfo | None:
+    """The pool volume behind a disk's source path, or None when no pool holds that file."""
+    def _find(conn):
+        try:
+            vol = conn.storageVolLookupByPath(path)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                return None
+            raise
+        return _volume_info(vol.storagePoolLookupByVolume().name(), vol)
+
+    return connections.call(uri, _find, what=f"volume {path}")
+
+
 def _users_of(conn: libvirt.virConnect, pool: str, vol: libvirt.virStorageVol) -> list[str]:
     path, name = vol.path(), vol.name()
     users = []
@@ -586,5 +600,5 @@ __all__ = [
     "check_new_volume", "clone_volume", "create_volume", "define_pool", "delete_pool", "delete_volume",
     "get_pool", "get_volume", "list_pools", "list_volumes", "open_download", "pool_xml", "refresh_pool",
     "resize_volume", "set_pool_autostart", "start_pool", "stop_pool", "upload_volume", "validate_capacity",
-    "validate_path", "volume_users",
+    "validate_path", "volume_by_path", "volume_users",
 ]

@@ -109,6 +109,7 @@ def test_a_50_mib_upload_shows_progress_downloads_identically_and_is_not_held_in
     page.click("#upload-result a")
     row = page.locator(f"tr[data-volume='{volume}']")
     assert "50.0 MiB" in row.inner_text()
+    screenshot(page, "storage-pool-detail")
     with page.expect_download() as info:
         row.locator("text=Download").click()
     downloaded = info.value.path()
@@ -119,6 +120,13 @@ def test_a_50_mib_upload_shows_progress_downloads_identically_and_is_not_held_in
     print(f"web processes: peak RSS growth during upload+download (KiB): {growth}")
     assert max(growth.values()) * 1024 < SIZE / 2, growth  # one 1 MiB chunk at a time, not the file
     assert _libvirt_capacity(upload_pool, volume) == SIZE
+
+    page.goto(f"{web.url}/hosts/{host.pk}/storage/")
+    assert upload_pool in page.locator("#pool-table").inner_text()
+    screenshot(page, "storage-pool-list")
+    page.goto(f"{web.url}/hosts/{host.pk}/networks/")  # read only: nothing is started on the real host
+    assert "default" in page.locator("#network-table").inner_text()
+    screenshot(page, "network-list")
 
 
 def _libvirt_capacity(pool: str, volume: str) -> int:

@@ -15,6 +15,7 @@ import pytest
 
 from core.models import Job
 from hosts.models import Host
+from hosts.virt import storage
 from tests.conftest import TEST_PREFIX
 from tests.stack import Stack, free_port, wait_until
 from virtdash.xml import Disk, Domain
@@ -89,6 +90,7 @@ def test_volumes_in_a_dir_pool_are_created_resized_cloned_and_deleted(worker, ad
     job = _finished(Job.objects.get(kind="volume.clone").pk)
     assert (job.status, job.progress) == ("succeeded", 100), job.message
     assert _volumes(libvirt_conn, name)[copy][0] == 128 * MIB
+    assert storage.volume_by_path("qemu:///system", os.path.join(folder, copy)).name == copy
 
     # A shut-off guest using the copy: deleting the copy is refused, naming the guest.
     dom = Domain.new(guest_name, 64, 1, "qemu")

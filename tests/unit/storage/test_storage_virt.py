@@ -123,3 +123,9 @@ def test_pool_sources_are_validated():
         storage.pool_xml("logical", "vdtest-p", source_name="../vg")
     xml = storage.pool_xml("netfs", "vdtest-p", target_path="/mnt/x", source_host="nas.example", source_dir="/export")
     assert "<host name=\"nas.example\"/>" in xml and "<dir path=\"/export\"/>" in xml
+
+
+def test_a_disk_path_leads_back_to_its_pool_volume(pool_name):
+    vol = storage.volume_by_path(URI, f"/{pool_name}/vdtest-vol.qcow2")
+    assert (vol.pool, vol.name) == (pool_name, "vdtest-vol.qcow2")
+    assert storage.volume_by_path(URI, "/nowhere/disk.img") is None
