@@ -31,8 +31,10 @@ PENDING_KEY = "provision_pending"
 STEPS = ("host", "source", "resources", "storage", "review")
 
 
-def _guest(request, pk: int, action: Action, what: str) -> Guest:
-    guest = get_object_or_404(visible_guests(request.user).select_related("host"), pk=pk)
+def _guest(request, uuid, action: Action, what: str) -> Guest:
+    guest = visible_guests(request.user).select_related("host").filter(uuid=str(uuid)).first()
+    if guest is None:
+        raise Http404("No such guest.")
     if not can(request.user, action, guest):
         svc.audit_denied(request.user, what, guest)
         raise PermissionDenied(f"You may not {action.value.replace('_', ' ')} {guest.name}.")
@@ -89,8 +91,8 @@ def _edit_context(request, guest: Guest, **forms_given) -> dict:
 
 
 @require_GET
-def edit_guest(request, pk: int):
-    guest = _guest(request, pk, Action.MANAGE, "guest.edit")
+def edit_guest(request, uuid):
+    guest = _guest(request, uuid, Action.MANAGE, "guest.edit")
     try:
         context = _edit_context(request, guest)
     except VirtError as exc:
@@ -163,18 +165,18 @@ def _capacity(guest: Guest, dom, target: str) -> int:
 
 
 @require_POST
-def edit_preview(request, pk: int, section: str):
-    guest = _guest(request, pk, Action.MANAGE, "guest.edit")
+def edit_preview(request, uuid, section: str):
+    guest = _guest(request, uuid, Action.MANAGE, "guest.edit")
     try:
         summary, change = _section_change(section, request, guest)
         pending = svc.plan_change(guest, summary, change)
     except (edit.EditError, VirtError) as exc:
         svc.audit_refused(request.user, "guest.edit", guest, str(exc))
         messages.error(request, f"Nothing was changed: {exc}")
-        return redirect("provision:edit", pk=guest.pk)
+        return redirect("provision:edit", uuid=guest.uuid)
     if not pending.changed:
         messages.info(request, "That is the current configuration already; nothing to apply.")
-        return redirect("provision:edit", pk=guest.pk)
+        return redirect("provision:edit", uuid=guest.uuid)
     token = secrets.token_urlsafe(16)
     request.session[PENDING_KEY] = {token: pending.to_session(guest)}
     return render(request, "guests/provision/edit_preview.html", _context(
@@ -182,18 +184,18 @@ def edit_preview(request, pk: int, section: str):
 
 
 @require_POST
-def edit_apply(request, pk: int):
-    guest = _guest(request, pk, Action.MANAGE, "guest.edit")
+def edit_apply(request, uuid):
+    guest = _guest(request, uuid, Action.MANAGE, "guest.edit")
     form = forms.ApplyForm(request.POST)
     pending = request.session.get(PENDING_KEY, {}).get(request.POST.get("token", ""))
     if not form.is_valid() or pending is None or pending.get("guest") != guest.pk:
         messages.error(request, "That preview has expired; make the change again.")
-        return redirect("provision:edit", pk=guest.pk)
+        return redirect("provision:edit", uuid=guest.uuid)
     try:
         job = svc.queue_edit(request.user, guest, pending, form.cleaned_data["mode"])
     except (edit.EditError, JobRefused) as exc:
         messages.error(request, str(exc))
-        return redirect("provision:edit", pk=guest.pk)
+        return redirect("provision:edit", uuid=guest.uuid)
     request.session.pop(PENDING_KEY, None)
     return _job_redirect(job)
 
@@ -202,8 +204,8 @@ def edit_apply(request, pk: int):
 
 
 @require_http_methods(["GET", "POST"])
-def raw_xml(request, pk: int):
-    guest = _guest(request, pk, Action.RAW_XML, "guest.raw_xml")
+def raw_xml(request, uuid):
+    guest = _guest(request, uuid, Action.RAW_XML, "guest.raw_xml")
     error = ""
     if request.method == "POST":
         form = forms.RawXMLForm(request.POST)
@@ -229,8 +231,8 @@ def raw_xml(request, pk: int):
 
 
 @require_GET
-def history(request, pk: int):
-    guest = _guest(request, pk, Action.MANAGE, "guest.history")
+def history(request, uuid):
+    guest = _guest(request, uuid, Action.MANAGE, "guest.history")
     rows = list(svc.versions(guest)[:200])
     by_id = {v.pk: v for v in rows}
     diff, a, b = None, None, None
@@ -248,14 +250,14 @@ def history(request, pk: int):
 
 
 @require_POST
-def rollback(request, pk: int, version: int):
-    guest = _guest(request, pk, Action.MANAGE, "guest.rollback")
+def rollback(request, uuid, version: int):
+    guest = _guest(request, uuid, Action.MANAGE, "guest.rollback")
     target = get_object_or_404(ConfigVersion, pk=version, host_id=guest.host_id, guest_uuid=guest.uuid)
     try:
         job = svc.queue_rollback(request.user, guest, target)
     except (edit.EditError, JobRefused) as exc:
         messages.error(request, str(exc))
-        return redirect("provision:history", pk=guest.pk)
+        return redirect("provision:history", uuid=guest.uuid)
     return _job_redirect(job)
 
 
@@ -263,8 +265,8 @@ def rollback(request, pk: int, version: int):
 
 
 @require_http_methods(["GET", "POST"])
-def clone(request, pk: int):
-    guest = _guest(request, pk, Action.MANAGE, "guest.clone")
+def clone(request, uuid):
+    guest = _guest(request, uuid, Action.MANAGE, "guest.clone")
     form = forms.CloneForm(request.POST or None, initial={"new_name": f"{guest.name}-clone"})
     if request.method == "POST":
         if form.is_valid():
@@ -281,8 +283,8 @@ def clone(request, pk: int):
 
 
 @require_GET
-def snapshot_list(request, pk: int):
-    guest = _guest(request, pk, Action.VIEW, "snapshot.view")
+def snapshot_list(request, uuid):
+    guest = _guest(request, uuid, Action.VIEW, "snapshot.view")
     error = ""
     try:
         snaps = svc.snapshot_list(guest)
@@ -295,8 +297,8 @@ def snapshot_list(request, pk: int):
 
 
 @require_POST
-def snapshot_create(request, pk: int):
-    guest = _guest(request, pk, Action.OPERATE, "snapshot.create")
+def snapshot_create(request, uuid):
+    guest = _guest(request, uuid, Action.OPERATE, "snapshot.create")
     form = forms.SnapshotForm(request.POST)
     try:
         _valid(form)
@@ -306,23 +308,23 @@ def snapshot_create(request, pk: int):
     except (edit.EditError, JobRefused, VirtError) as exc:
         svc.audit_refused(request.user, "snapshot.create", guest, str(exc))
         messages.error(request, f"No snapshot taken: {exc}")
-        return redirect("provision:snapshots", pk=guest.pk)
+        return redirect("provision:snapshots", uuid=guest.uuid)
     return _job_redirect(job)
 
 
 @require_POST
-def snapshot_action(request, pk: int):
-    guest = _guest(request, pk, Action.OPERATE, "snapshot.change")
+def snapshot_action(request, uuid):
+    guest = _guest(request, uuid, Action.OPERATE, "snapshot.change")
     form = forms.SnapshotActionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a snapshot and an action.")
-        return redirect("provision:snapshots", pk=guest.pk)
+        return redirect("provision:snapshots", uuid=guest.uuid)
     try:
         job = svc.queue_snapshot_action(request.user, guest, f"snapshot.{form.cleaned_data['action']}",
                                         form.cleaned_data["name"])
     except JobRefused as exc:
         messages.error(request, str(exc))
-        return redirect("provision:snapshots", pk=guest.pk)
+        return redirect("provision:snapshots", uuid=guest.uuid)
     return _job_redirect(job)
 
 

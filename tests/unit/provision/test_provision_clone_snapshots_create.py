@@ -28,7 +28,7 @@ def _guest_with_pool_disk(make_test_guest, test_host):
 
 def test_a_clone_gets_a_new_name_uuid_mac_and_its_own_disk(operator_client, make_test_guest, test_host):
     guest, path = _guest_with_pool_disk(make_test_guest, test_host)
-    response = operator_client.post(f"/guests/{guest.pk}/clone/", {"new_name": f"{guest.name}-c"})
+    response = operator_client.post(f"/guests/{guest.uuid}/clone/", {"new_name": f"{guest.name}-c"})
     assert response.status_code == 302
     job = run_job(Job.objects.get(kind="guest.clone"), svc.run_clone)
     assert job.status == JobStatus.SUCCEEDED, job.message
@@ -46,22 +46,22 @@ def test_a_clone_gets_a_new_name_uuid_mac_and_its_own_disk(operator_client, make
 
 def test_a_running_guest_is_not_cloned(operator_client, guest):
     provision.start(guest.host.uri, guest.uuid)
-    page = operator_client.post(f"/guests/{guest.pk}/clone/", {"new_name": f"{guest.name}-c"})
+    page = operator_client.post(f"/guests/{guest.uuid}/clone/", {"new_name": f"{guest.name}-c"})
     assert "Shut" in page.content.decode() and not Job.objects.exists()
 
 
 def test_snapshots_are_taken_listed_reverted_and_deleted(operator_client, guest):
-    operator_client.post(f"/guests/{guest.pk}/snapshots/new/", {"name": "before-upgrade", "description": "safe"})
+    operator_client.post(f"/guests/{guest.uuid}/snapshots/new/", {"name": "before-upgrade", "description": "safe"})
     job = run_job(Job.objects.get(kind="snapshot.create"), svc.run_snapshot_create)
     assert job.status == JobStatus.SUCCEEDED, job.message
-    operator_client.post(f"/guests/{guest.pk}/snapshots/new/", {"name": "child"})
+    operator_client.post(f"/guests/{guest.uuid}/snapshots/new/", {"name": "child"})
     run_job(Job.objects.filter(kind="snapshot.create").first(), svc.run_snapshot_create)
-    page = operator_client.get(f"/guests/{guest.pk}/snapshots/").content.decode()
+    page = operator_client.get(f"/guests/{guest.uuid}/snapshots/").content.decode()
     assert "before-upgrade" in page and "--depth: 1" in page  # child under its parent
-    operator_client.post(f"/guests/{guest.pk}/snapshots/action/", {"name": "before-upgrade", "action": "revert"})
+    operator_client.post(f"/guests/{guest.uuid}/snapshots/action/", {"name": "before-upgrade", "action": "revert"})
     job = run_job(Job.objects.get(kind="snapshot.revert"), svc.run_snapshot_revert)
     assert job.status == JobStatus.SUCCEEDED, job.message
-    operator_client.post(f"/guests/{guest.pk}/snapshots/action/", {"name": "child", "action": "delete"})
+    operator_client.post(f"/guests/{guest.uuid}/snapshots/action/", {"name": "child", "action": "delete"})
     job = run_job(Job.objects.get(kind="snapshot.delete"), svc.run_snapshot_delete)
     assert job.status == JobStatus.SUCCEEDED, job.message
     assert [s["name"] for s in svc.snapshot_list(guest)] == ["before-upgrade"]
@@ -69,7 +69,7 @@ def test_snapshots_are_taken_listed_reverted_and_deleted(operator_client, guest)
 
 def test_a_duplicate_snapshot_name_fails_the_job_clearly(operator_client, guest):
     for _ in range(2):
-        operator_client.post(f"/guests/{guest.pk}/snapshots/new/", {"name": "twice"})
+        operator_client.post(f"/guests/{guest.uuid}/snapshots/new/", {"name": "twice"})
         run_job(Job.objects.filter(kind="snapshot.create").first(), svc.run_snapshot_create)
     assert "exists already" in Job.objects.filter(kind="snapshot.create").first().message
 

@@ -16,16 +16,16 @@ GENERAL = {"vcpus": "1", "max_vcpus": "2", "memory_mib": "128", "max_memory_mib"
 
 
 def _preview(client, guest, section: str, data: dict):
-    return client.post(f"/guests/{guest.pk}/edit/{section}/", data)
+    return client.post(f"/guests/{guest.uuid}/edit/{section}/", data)
 
 
 def _apply(client, guest, page, mode="config"):
     token = re.search(r'name="token" value="([^"]+)"', page.content.decode()).group(1)
-    return client.post(f"/guests/{guest.pk}/edit/apply/", {"token": token, "mode": mode})
+    return client.post(f"/guests/{guest.uuid}/edit/apply/", {"token": token, "mode": mode})
 
 
 def test_the_edit_page_shows_the_current_configuration(operator_client, guest):
-    page = operator_client.get(f"/guests/{guest.pk}/edit/")
+    page = operator_client.get(f"/guests/{guest.uuid}/edit/")
     assert page.status_code == 200
     assert b'value="128"' in page.content and b"vda" in page.content
 

@@ -54,7 +54,7 @@ def test_the_history_page_shows_the_diff_escaped(admin_client, guest):
     dom.description = "<script>alert(1)</script>"
     provision.define_validated(guest.host.uri, dom.to_string())
     svc.record_current(guest.host, guest.uuid, source=ConfigVersion.Source.EDIT)
-    page = admin_client.get(f"/guests/{guest.pk}/history/").content.decode()
+    page = admin_client.get(f"/guests/{guest.uuid}/history/").content.decode()
     assert 'class="diff-add"' in page
     assert "<script>alert(1)" not in page
     assert "&amp;lt;script&amp;gt;" in page  # the XML's own &lt; is shown, escaped once more for HTML

@@ -33,7 +33,7 @@ CASES = [
 def test_each_persona_gets_what_the_policy_allows(request, guest, persona, method, path, expected):
     client = request.getfixturevalue(f"{persona}_client")
     version = svc.record_current(guest.host, guest.uuid, source=ConfigVersion.Source.EVENT)
-    url = path.format(pk=guest.pk, v=version.pk)
+    url = path.format(pk=guest.uuid, v=version.pk)
     response = getattr(client, method)(url, {"name": "", "xml": ""} if method == "post" else None)
     assert response.status_code == expected[persona]
     if expected[persona] == 403:
@@ -45,7 +45,7 @@ def test_each_persona_gets_what_the_policy_allows(request, guest, persona, metho
                                   "/guests/{pk}/snapshots/action/", "/guests/{pk}/history/{v}/rollback/"])
 def test_state_never_changes_over_get(admin_client, guest, path):
     version = svc.record_current(guest.host, guest.uuid, source=ConfigVersion.Source.EVENT)
-    assert admin_client.get(path.format(pk=guest.pk, v=version.pk)).status_code == 405
+    assert admin_client.get(path.format(pk=guest.uuid, v=version.pk)).status_code == 405
 
 
 def test_posts_need_a_csrf_token(admin_user, guest):
@@ -53,10 +53,10 @@ def test_posts_need_a_csrf_token(admin_user, guest):
 
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin_user)
-    assert client.post(f"/guests/{guest.pk}/snapshots/new/", {"name": "x"}).status_code == 403
+    assert client.post(f"/guests/{guest.uuid}/snapshots/new/", {"name": "x"}).status_code == 403
     assert not Job.objects.exists()
 
 
 def test_anonymous_visitors_are_sent_to_login(client, guest):
-    response = client.get(f"/guests/{guest.pk}/edit/")
+    response = client.get(f"/guests/{guest.uuid}/edit/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]

@@ -25,7 +25,7 @@ LAUGHS = """<?xml version="1.0"?>
 
 
 def _edit(client, guest, section, data):
-    return client.post(f"/guests/{guest.pk}/edit/{section}/", data, follow=True)
+    return client.post(f"/guests/{guest.uuid}/edit/{section}/", data, follow=True)
 
 
 def _general(**over):
@@ -70,7 +70,7 @@ def test_a_nul_in_a_volume_name_is_refused(operator_client, guest):
 @pytest.mark.parametrize("doc", [XXE, LAUGHS])
 def test_raw_xml_with_entities_is_refused(admin_client, guest, doc):
     before = provision.inactive_xml(guest.host.uri, guest.uuid)
-    page = admin_client.post(f"/guests/{guest.pk}/xml/", {"xml": doc.replace("NAME", guest.name)})
+    page = admin_client.post(f"/guests/{guest.uuid}/xml/", {"xml": doc.replace("NAME", guest.name)})
     assert page.status_code == 200
     assert "DOCTYPE or ENTITY declaration is refused" in page.content.decode()
     assert provision.inactive_xml(guest.host.uri, guest.uuid) == before and not Job.objects.exists()
@@ -78,7 +78,7 @@ def test_raw_xml_with_entities_is_refused(admin_client, guest, doc):
 
 def test_raw_xml_that_libvirt_rejects_keeps_the_old_definition(admin_client, guest):
     before = provision.inactive_xml(guest.host.uri, guest.uuid)
-    response = admin_client.post(f"/guests/{guest.pk}/xml/", {"xml": before.replace("<memory", "<bogus/><memory", 1)})
+    response = admin_client.post(f"/guests/{guest.uuid}/xml/", {"xml": before.replace("<memory", "<bogus/><memory", 1)})
     job = run_job(Job.objects.get(kind="guest.raw_xml"), svc.run_define)
     assert response.status_code == 302
     assert job.status == JobStatus.FAILED and "failed to validate" in job.message
@@ -87,7 +87,7 @@ def test_raw_xml_that_libvirt_rejects_keeps_the_old_definition(admin_client, gue
 
 def test_raw_xml_that_libvirt_accepts_replaces_the_definition(admin_client, guest):
     before = provision.inactive_xml(guest.host.uri, guest.uuid)
-    admin_client.post(f"/guests/{guest.pk}/xml/", {"xml": before.replace("</name>", "</name><title>raw</title>")})
+    admin_client.post(f"/guests/{guest.uuid}/xml/", {"xml": before.replace("</name>", "</name><title>raw</title>")})
     job = run_job(Job.objects.get(kind="guest.raw_xml"), svc.run_define)
     assert job.status == JobStatus.SUCCEEDED, job.message
     assert "<title>raw</title>" in provision.inactive_xml(guest.host.uri, guest.uuid)
@@ -96,7 +96,7 @@ def test_raw_xml_that_libvirt_accepts_replaces_the_definition(admin_client, gues
 
 def test_raw_xml_for_another_guest_is_refused(admin_client, guest):
     xml = provision.inactive_xml(guest.host.uri, guest.uuid).replace(guest.uuid, "00000000-0000-0000-0000-000000000001")
-    page = admin_client.post(f"/guests/{guest.pk}/xml/", {"xml": xml})
+    page = admin_client.post(f"/guests/{guest.uuid}/xml/", {"xml": xml})
     assert "another guest" in page.content.decode()
 
 

@@ -1,0 +1,116 @@
+"""Provisioning on the real qemu:///system daemon with a real Celery worker and watcher:
+config history from define events, internal snapshots with memory (revert works), an external
+disk-only snapshot whose revert libvirt 9.0 refuses (clear message), and full and linked clones
+of a shut-off guest. Only vdtest- objects this test made are removed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+
+import pytest
+
+from core.models import Job
+from guests import services_provision as svc
+from guests.models import Guest
+from guests.models_history import ConfigVersion
+from hosts.models import Host
+from tests.conftest import TEST_PREFIX
+from tests.stack import Stack, free_port, wait_until
+from virtdash.xml import Disk, Domain, StorageVolume
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def worker_and_watcher(services, transactional_db):
+    running = Stack(port=free_port())
+    running.start_worker()
+    running.start_watcher()
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture
+def vdtest_pool(libvirt_conn):
+    """An active vdtest- dir pool in a temp folder; its volumes, the pool and the folder go afterwards."""
+    name = f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}"
+    folder = tempfile.mkdtemp(prefix=f"{name}-")
+    os.chmod(folder, 0o755)
+    pool = libvirt_conn.storagePoolDefineXML(
+        f"<pool type='dir'><name>{name}</name><target><path>{folder}</path></target></pool>")
+    pool.create(0)
+    yield name, folder
+    pool.refresh(0)
+    for vol in pool.listAllVolumes():
+        assert vol.name().startswith(TEST_PREFIX)
+        vol.delete(0)
+    pool.destroy()
+    pool.undefine()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _finished(job: Job, timeout: float = 60) -> Job:
+    wait_until(lambda: Job.objects.get(pk=job.pk).is_finished, timeout, message=f"job {job.pk} finished")
+    return Job.objects.get(pk=job.pk)
+
+
+def test_history_snapshots_and_clones_on_a_real_daemon(worker_and_watcher, admin_user, libvirt_conn, vdtest_pool,
+                                                       cleanup_guests, guest_name):
+    pool_name, _folder = vdtest_pool
+    host = Host.objects.create(name="local", uri="qemu:///system")
+    wait_until(lambda: Host.objects.get(pk=host.pk).status == "connected", 30, message="watcher connected")
+    pool = libvirt_conn.storagePoolLookupByName(pool_name)
+    vol = pool.createXML(StorageVolume.new(f"{guest_name}.qcow2", 64 * MIB).to_string(), 0)
+    dom = Domain.new(guest_name, 64, 1, "qemu")
+    dom.add_device(Disk.new("vda", path=vol.path()))
+    cleanup_guests.extend([guest_name, f"{guest_name}-full", f"{guest_name}-linked"])
+    domain = libvirt_conn.defineXML(dom.to_string())
+    uuid_ = domain.UUIDString()
+
+    # The watcher keeps the definition it saw (no author: defined outside VirtDash).
+    first = wait_until(lambda: ConfigVersion.objects.filter(host=host, guest_uuid=uuid_).first(), 20,
+                       message="define event recorded in the history")
+    assert first.source == "event" and first.actor is None
+    guest = wait_until(lambda: Guest.objects.filter(host=host, uuid=uuid_).first(), 20, message="inventory row")
+
+    # Internal snapshot with memory of a running guest, then revert.
+    domain.create()
+    job = _finished(svc.queue_snapshot(admin_user, guest, name="with-ram", description="", memory=True,
+                                       disk_only=False))
+    assert job.status == "succeeded", job.message
+    snap = domain.snapshotLookupByName("with-ram")
+    assert b"<memory snapshot='internal'" in snap.getXMLDesc().encode()
+    job = _finished(svc.queue_snapshot_action(admin_user, guest, "snapshot.revert", "with-ram"))
+    assert job.status == "succeeded", job.message
+    assert domain.isActive()
+    job = _finished(svc.queue_snapshot_action(admin_user, guest, "snapshot.delete", "with-ram"))
+    assert job.status == "succeeded" and domain.snapshotNum() == 0
+
+    # Full and linked clones of the shut-off guest: new UUID, new volumes.
+    domain.destroy()
+    wait_until(lambda: not domain.isActive(), 10)
+    job = _finished(svc.queue_clone(admin_user, guest, f"{guest_name}-full", linked=False))
+    assert job.status == "succeeded", job.message
+    full = libvirt_conn.lookupByName(f"{guest_name}-full")
+    assert full.UUIDString() != uuid_
+    pool.refresh(0)
+    copy = pool.storageVolLookupByName(f"{guest_name}-full-vda.qcow2")
+    assert copy.info()[1] == 64 * MIB and copy.path() in full.XMLDesc(0)
+    job = _finished(svc.queue_clone(admin_user, guest, f"{guest_name}-linked", linked=True))
+    assert job.status == "succeeded", job.message
+    overlay = pool.storageVolLookupByName(f"{guest_name}-linked-vda.qcow2")
+    assert vol.path() in overlay.XMLDesc(0)  # backing store is the original disk
+    assert ConfigVersion.objects.get(guest_uuid=full.UUIDString(), source="clone").actor == admin_user
+
+    # A disk-only snapshot is external: libvirt 9.0 cannot revert it, and says so clearly.
+    domain.create()
+    job = _finished(svc.queue_snapshot(admin_user, guest, name="disk-only", description="", memory=False,
+                                       disk_only=True))
+    assert job.status == "succeeded", job.message
+    job = _finished(svc.queue_snapshot_action(admin_user, guest, "snapshot.revert", "disk-only"))
+    assert job.status == "failed"
+    assert "external" in job.message and "internal snapshots" in job.message.lower()
+    domain.destroy()
