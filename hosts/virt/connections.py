@@ -144,14 +144,16 @@ def _on_close(conn: libvirt.virConnect, reason: int, entry: _Entry) -> None:
             log.exception("close listener failed")
 
 
-def _forget(entry: _Entry, conn: libvirt.virConnect | None, reason: str) -> None:
+def _forget(entry: _Entry, conn: libvirt.virConnect | None, reason: str, *, failed: bool = True) -> None:
+    """Drop the entry's connection; a failure (not a deliberate drop) starts a short back-off."""
     with entry.lock:
         if conn is not None and entry.conn is not conn:
             return
         dead, entry.conn = entry.conn, None
-        entry.last_error = reason
-        entry.failures = max(entry.failures, 1)
-        entry.retry_at = time.monotonic() + 1
+        if failed:
+            entry.last_error = reason
+            entry.failures = max(entry.failures, 1)
+            entry.retry_at = time.monotonic() + 1
     if dead is not None:
         close_in_background(dead)
 
@@ -226,7 +228,7 @@ def call(uri: str, fn: Callable[[libvirt.virConnect], T], *, what: str = "", tim
 def drop(uri: str, reason: str = "closed by VirtDash") -> None:
     """Close this process's connection to `uri` (host removed or its URI changed)."""
     entry = _entry(uri)
-    _forget(entry, entry.conn, reason)
+    _forget(entry, entry.conn, reason, failed=False)
 
 
 __all__ = ["HostUnreachable", "VirtError", "add_close_listener", "call", "connection", "drop",
