@@ -60,3 +60,20 @@ def test_posts_need_a_csrf_token(admin_user, guest):
 def test_anonymous_visitors_are_sent_to_login(client, guest):
     response = client.get(f"/guests/{guest.uuid}/edit/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("persona, links", [
+    ("admin", ["edit", "snapshots", "clone", "history", "xml"]),
+    ("operator", ["edit", "snapshots", "clone", "history"]),
+    ("viewer", ["snapshots"]),
+])
+def test_the_guest_page_offers_the_actions_the_persona_may_use(request, guest, persona, links):
+    page = request.getfixturevalue(f"{persona}_client").get(f"/guests/{guest.uuid}/").content.decode()
+    for name in ["edit", "snapshots", "clone", "history", "xml"]:
+        assert (f'href="/guests/{guest.uuid}/{name}/"' in page) == (name in links), name
+
+
+@pytest.mark.parametrize("persona, shown", [("admin", True), ("operator", True), ("viewer", False)])
+def test_the_guest_list_has_a_new_guest_button_for_managers(request, persona, shown):
+    page = request.getfixturevalue(f"{persona}_client").get("/guests/").content.decode()
+    assert ('href="/guests/new/"' in page) == shown
