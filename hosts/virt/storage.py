@@ -326,7 +326,10 @@ def _require_active(pool: libvirt.virStoragePool, name: str) -> None:
 
 
 def _require_space(pool: libvirt.virStoragePool, name: str, needed: int) -> None:
-    pool.refresh(0)
+    try:
+        pool.refresh(0)
+    except libvirt.libvirtError:
+        pass  # refused while another volume of the pool is being built: use the last figures
     available = pool.info()[3]
     if needed > available:
         raise OperationRefused(f"Storage pool {name} has {format_size(available)} available; "
