@@ -9,9 +9,9 @@ from core.models import AuditEntry
 
 @pytest.fixture
 def guest(test_host):
-    from guests.models import Guest
-
     import libvirt
+
+    from guests.models import Guest
 
     uuid = libvirt.open("test:///default").lookupByName("test").UUIDString()
     return Guest.objects.create(host=test_host, uuid=uuid, name="test", state="running", graphics="vnc")

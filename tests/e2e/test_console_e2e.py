@@ -1,0 +1,164 @@
+"""Operator journeys in Chromium: the VNC and serial consoles of a real tiny guest, directly and
+through nginx with TLS in front (the shipped generic site config, nothing console-specific).
+
+What is typed into the VNC console is proven on the guest itself: the serial shell greps the
+text screen of tty1 (/dev/vcs1), which is what the VNC console shows.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, TEST_PREFIX, make_user
+from tests.e2e.conftest import CHROMIUM_ARGS, login, screenshot  # noqa: F401
+from tests.integration import console_guests as cg
+from tests.stack import VENV_BIN, Stack, free_port, wait_for_port
+
+URI = "qemu:///system"
+
+SERIAL_TEXT = """() => {
+  const b = window.virtdashSerial.term.buffer.active; const out = [];
+  for (let i = 0; i < b.length; i++) out.push(b.getLine(i).translateToString(true));
+  return out.join("\\n");
+}"""
+
+
+@pytest.fixture(scope="module")
+def web(services, django_db_setup):
+    running = Stack(port=free_port())
+    # Behind the TLS proxy Django must trust X-Forwarded-Proto (deploy/nginx/virtdash.conf says so).
+    running.start("web", [str(VENV_BIN / "uvicorn"), "virtdash.asgi:application", "--host", "127.0.0.1",
+                          "--port", str(running.port), "--workers", "2", "--no-access-log", "--proxy-headers"],
+                  SECURE_PROXY_SSL_HEADER="1")
+    wait_for_port(running.port, 30)
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture(scope="module")
+def tiny(services):
+    import libvirt
+
+    cg.ensure_tiny_guest()
+    conn = libvirt.open(URI)
+    name = f"{TEST_PREFIX}e2e-{random.randrange(10**8)}"
+    dom = cg.define_and_start(conn, name)
+    yield dom
+    cg.destroy(conn, name)
+    conn.close()
+
+
+@pytest.fixture
+def operator(transactional_db, tiny):
+    cg.inventory_rows(URI, [tiny])
+    return make_user("oscar-operator", "operator")
+
+
+@pytest.fixture(scope="module")
+def nginx(web):
+    """nginx in the foreground on a free loopback port, TLS with a throw-away self-signed cert."""
+    tmp = Path(tempfile.mkdtemp(prefix="vdtest-nginx-"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(tmp / "key.pem"), "-out", str(tmp / "cert.pem")], check=True,
+                   capture_output=True)
+    port = free_port()
+    site = (REPO / "deploy" / "nginx" / "virtdash.conf").read_text()
+    assert "websockify" not in site.split("location / {")[1]  # no console-specific rule
+    site = site.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{web.port};")
+    site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;")
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{free_port()};")
+    site = site.replace("/etc/ssl/virtdash/fullchain.pem", str(tmp / "cert.pem"))
+    site = site.replace("/etc/ssl/virtdash/privkey.pem", str(tmp / "key.pem"))
+    (tmp / "site.conf").write_text(site)
+    (tmp / "nginx.conf").write_text(
+        f"worker_processes 1;\nerror_log {tmp}/error.log;\npid {tmp}/nginx.pid;\nevents {{}}\n"
+        f"http {{\n access_log {tmp}/access.log;\n client_body_temp_path {tmp}/body;\n"
+        f" proxy_temp_path {tmp}/proxy;\n fastcgi_temp_path {tmp}/fcgi;\n uwsgi_temp_path {tmp}/uwsgi;\n"
+        f" scgi_temp_path {tmp}/scgi;\n include {tmp}/site.conf;\n}}\n")
+    proc = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    wait_for_port(port, 10)
+    yield f"https://127.0.0.1:{port}", tmp
+    proc.terminate()
+    proc.wait(10)
+
+
+def _serial_lines(tab) -> list[str]:
+    return [line.rstrip() for line in tab.evaluate(SERIAL_TEXT).split("\n")]
+
+
+def _serial_command(tab, command: str, expect, timeout: float = 30) -> list[str]:
+    tab.locator("#serial-screen .xterm").click()
+    tab.keyboard.type(command)
+    tab.keyboard.press("Enter")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = _serial_lines(tab)
+        if expect(lines):
+            return lines
+        time.sleep(0.3)
+    raise AssertionError(f"serial console never showed the expected output of {command!r}:\n" +
+                         "\n".join(_serial_lines(tab)[-15:]))
+
+
+def _open_serial(tab, base, guest_uuid):
+    tab.goto(f"{base}/consoles/{guest_uuid}/serial/")
+    tab.wait_for_function("() => document.getElementById('console-status').textContent.startsWith('Connected')",
+                          timeout=20000)
+    # Wait for the shell (the guest may still be booting): the page sends Enter on connect.
+    _serial_command(tab, "", lambda lines: any(re.search(r"# ?$", line) for line in lines), timeout=60)
+
+
+def _journey(page, base: str, guest, tag: str) -> None:
+    digits = str(random.randrange(10**5, 10**6))
+    serial = page.context.new_page()
+    _open_serial(serial, base, guest.uuid)
+    lines = _serial_command(serial, "echo serial-$((6*7))", lambda ls: "serial-42" in ls)
+    assert "serial-42" in lines
+    screenshot(serial, f"console-serial-{tag}")
+
+    page.goto(f"{base}/consoles/{guest.uuid}/vnc/")
+    page.wait_for_function("() => document.getElementById('console-status').textContent.startsWith('Connected')",
+                           timeout=20000)
+    canvas = page.locator("#vnc-screen canvas")
+    canvas.click()
+    time.sleep(0.5)
+    page.keyboard.type(f"echo vd-{digits}")  # unshifted only: noVNC sends raw key codes
+    page.keyboard.press("Enter")
+    time.sleep(1.5)
+    screenshot(page, f"console-vnc-{tag}")
+    # tty1's screen text (what VNC shows) holds the typed command and its echo.
+    seen = _serial_command(serial, f"grep -o vd-{digits} /dev/vcs1",
+                           lambda ls: ls.count(f"vd-{digits}") >= 2)
+    assert seen.count(f"vd-{digits}") >= 2
+    serial.close()
+
+
+def test_an_operator_uses_the_vnc_and_serial_consoles(page, web, tiny, operator):
+    from guests.models import Guest
+
+    guest = Guest.objects.get(uuid=tiny.UUIDString())
+    login(page, web.url, "oscar-operator")
+    _journey(page, web.url, guest, "direct")
+
+
+def test_the_consoles_work_through_nginx_with_tls(browser, web, nginx, tiny, operator):
+    from guests.models import Guest
+
+    base, _ = nginx
+    guest = Guest.objects.get(uuid=tiny.UUIDString())
+    context = browser.new_context(viewport={"width": 1360, "height": 860}, ignore_https_errors=True)
+    context.set_default_timeout(15000)
+    page = context.new_page()
+    try:
+        login(page, base, "oscar-operator")
+        _journey(page, base, guest, "nginx-tls")
+    finally:
+        context.close()
