@@ -53,6 +53,7 @@ class SecondLibvirtd:
         script = (f"{mounts} && mkdir -p /var/lib/libvirt/qemu /var/log/libvirt/qemu"
                   f" && virtlogd -d -p {self.root / 'run' / 'virtlogd.pid'}"
                   f" && exec libvirtd -l -p {self.root / 'run' / 'libvirtd.pid'}")
+        (ARTIFACTS / "logs").mkdir(parents=True, exist_ok=True)
         log = open(ARTIFACTS / "logs" / f"libvirtd-{self.address}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "bash", "-c", script],
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
