@@ -16,12 +16,12 @@ function fmtBytes(v) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
   while (Math.abs(v) >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
-  return `${v.toFixed(i ? 1 : 0)} ${units[i]}`;
+  return `${v.toFixed(i || v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
 function timeLabel(ms) {
   const d = new Date(ms);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 }
 
 function makeChart(id, series, format) {
@@ -48,7 +48,7 @@ function makeChart(id, series, format) {
 
 // point = [ms, cpu, memUsed, mem, rd, wr, rx, tx]
 const layout = {
-  cpu: { id: "chart-cpu", series: ["CPU %"], pick: (p) => [p[1]], format: (v) => `${Number(v).toFixed(0)} %` },
+  cpu: { id: "chart-cpu", series: ["CPU %"], pick: (p) => [p[1]], format: (v) => `${Number(v).toFixed(v < 10 ? 1 : 0)} %` },
   mem: { id: "chart-mem", series: ["Used", "Allocated"], pick: (p) => [p[2], p[3]], format: fmtBytes },
   disk: { id: "chart-disk", series: ["Read", "Write"], pick: (p) => [p[4], p[5]], format: (v) => `${fmtBytes(v)}/s` },
   net: { id: "chart-net", series: ["Received", "Sent"], pick: (p) => [p[6], p[7]], format: (v) => `${fmtBytes(v)}/s` },
