@@ -14,6 +14,7 @@ import logging
 import shutil
 import subprocess
 from functools import lru_cache
+from pathlib import Path
 
 from core import jobs
 from core.models import Job
@@ -24,8 +25,21 @@ from guests.services_provision import record_current, touch_inventory
 from hosts.models import Host
 from hosts.virt import provision
 from hosts.virt.errors import VirtError
-from virtdash.xml import Console, Disk, Domain, Graphics, Interface, Serial, StorageVolume, Video, parse_size
+from virtdash.xml import (
+    Console,
+    Disk,
+    Domain,
+    Graphics,
+    Interface,
+    Serial,
+    StorageVolume,
+    Video,
+    XMLInputError,
+    parse_size,
+    parse_untrusted,
+)
 from virtdash.xml.names import validate_bridge_name, validate_guest_name, validate_network_name, validate_volume_name
+from virtdash.xml.units import GIB, MIB
 
 log = logging.getLogger(__name__)
 SOURCES = {"iso": "ISO image from a pool", "import": "Import an existing disk image",
@@ -73,6 +87,42 @@ def os_variants() -> tuple[tuple[str, str], ...]:
         if len(parts) == 3 and parts[2].startswith("http"):
             variants.append((parts[2], f"{parts[1]} ({parts[0]})"))
     return tuple(sorted(variants, key=lambda v: v[1].lower()))
+
+
+OSINFO_DIR = Path("/usr/share/osinfo/os")
+
+
+@lru_cache(maxsize=1)
+def _os_resources() -> dict[str, dict]:
+    """Recommended resources per libosinfo id, read once from the osinfo-db files (trusted, local)."""
+    found: dict[str, dict] = {}
+    for path in OSINFO_DIR.glob("*/*.xml"):
+        try:
+            root = parse_untrusted(path.read_bytes(), root="libosinfo")
+        except (OSError, XMLInputError):
+            continue
+        for os_node in root.iterfind("os"):
+            res = os_node.find("resources/recommended")
+            if res is None:
+                res = os_node.find("resources/minimum")
+            if res is not None and os_node.get("id"):
+                found[os_node.get("id")] = {key: int(res.findtext(tag)) for key, tag in
+                                            (("cpus", "n-cpus"), ("ram", "ram"), ("storage", "storage"))
+                                            if (res.findtext(tag) or "").isdigit()}
+    return found
+
+
+def os_defaults(os_id: str) -> dict:
+    """Wizard defaults for an OS variant: vcpus, memory_mib, disk_size; empty when unknown."""
+    res = _os_resources().get(os_id or "", {})
+    defaults: dict = {}
+    if res.get("cpus"):
+        defaults["vcpus"] = min(res["cpus"], 4)
+    if res.get("ram"):
+        defaults["memory_mib"] = max(16, res["ram"] // MIB)
+    if res.get("storage"):
+        defaults["disk_size"] = f"{max(1, res['storage'] // GIB)}G"
+    return defaults
 
 
 def firmware_choices(host: Host) -> list[tuple[str, str]]:

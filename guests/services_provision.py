@@ -180,7 +180,9 @@ class Pending:
 
     @property
     def diff(self) -> list[DiffLine]:
-        return diff_lines(self.before, self.after, "current definition", "after the change")
+        # Both sides through our serializer, so quoting style differences are not shown as changes.
+        before = Domain.parse(self.before).to_string()
+        return diff_lines(before, self.after, "current definition", "after the change")
 
     @property
     def changed(self) -> bool:

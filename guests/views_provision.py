@@ -358,12 +358,15 @@ def _step_form(step: str, request, spec: dict, host, data=None):
                                     variants=create_svc.os_variants(),
                                     initial={"source": "none", **initial}), {"images": images}
     if step == "resources":
-        return forms.ResourcesStepForm(data, firmware=create_svc.firmware_choices(host), initial=initial), {}
+        defaults = create_svc.os_defaults(spec.get("os_id", ""))
+        return forms.ResourcesStepForm(data, firmware=create_svc.firmware_choices(host),
+                                       initial={**defaults, **initial}), {"os_defaults": defaults}
     if step == "storage":
+        initial = {"disk_size": create_svc.os_defaults(spec.get("os_id", "")).get("disk_size", "1G"), **initial}
         pools = [p for p in provision.pools(host.uri) if p["active"] and p["type"] == "dir"]
         networks = _networks(host.uri)
         return forms.StorageStepForm(data, pools=[p["name"] for p in pools], networks=networks,
-                                     initial={"start": True, "disk_size": "1G", **initial}), {"pools": pools}
+                                     initial={"start": True, **initial}), {"pools": pools}
     return None, {}
 
 

@@ -115,3 +115,11 @@ def test_the_cloud_init_seed_is_an_iso_labelled_cidata():
     assert data[0x8001:0x8006] == b"CD001"
     assert re.search(rb"CIDATA|cidata", data[0x8000:0x8100])
     assert b"#cloud-config" in data and b"ssh-ed25519 AAAA key" in data
+
+
+def test_os_variants_come_from_libosinfo_with_recommended_defaults():
+    variants = dict(services_create.os_variants())
+    assert "http://debian.org/debian/11" in variants
+    defaults = services_create.os_defaults("http://debian.org/debian/11")
+    assert defaults["memory_mib"] >= 512 and defaults["disk_size"].endswith("G")
+    assert services_create.os_defaults("http://example.com/unknown") == {}
