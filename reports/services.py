@@ -76,11 +76,20 @@ _HOST_FIELDS = ("host_id", "time", "cpus", "cpu_percent", "memory_total", "memor
 
 
 def _pick_resolution(queryset, period: Period, per_guest: bool = False) -> int:
-    choices = period.resolutions(per_guest)
-    for resolution in choices:
-        if queryset.filter(resolution=resolution, time__gte=period.start, time__lt=period.end).exists():
-            return resolution
-    return choices[0]
+    """The preferred roll-up for the period, unless the other one covers clearly more of it.
+
+    Two indexed "first row" look-ups; retention (or a short seeded history) can leave the finer
+    table covering only the end of a long period.
+    """
+    preferred, other = period.resolutions(per_guest)
+    in_range = queryset.filter(time__gte=period.start, time__lt=period.end).order_by("time")
+    first = in_range.filter(resolution=preferred).values_list("time", flat=True).first()
+    first_other = in_range.filter(resolution=other).values_list("time", flat=True).first()
+    if first is None:
+        return other if first_other is not None else preferred
+    if first_other is not None and first_other < first - timedelta(hours=1):
+        return other
+    return preferred
 
 
 def host_series(host_ids: list[int], start: datetime, end: datetime, resolution: int) -> dict:

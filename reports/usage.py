@@ -101,7 +101,7 @@ def guest_usage(user, period: Period) -> tuple[list[GuestUse], int]:
         if cpu_pct is not None:
             cpu[gid].append(cpu_pct / 100.0)
         if mem_used is not None:
-            mem[gid].append(float(mem_used))
+            mem[gid].append(mem_used)
         io[gid].append(rate)
     for gid, use in uses.items():
         use.samples = len(io.get(gid, ()))
