@@ -6,8 +6,12 @@ way to QEMU's ServerInit, which proves the proxy answered the VNC password itsel
 
 from __future__ import annotations
 
+import json
+import re
 import struct
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -150,3 +154,71 @@ def test_the_thumbnail_is_a_cached_png_of_the_running_guest(web, rows, operator)
         assert first.headers["Content-Type"] == "image/png" and first.read().startswith(b"\x89PNG")
     lock = tokens._client().ttl(f"vd:console:thumb:{guest.host_id}:{guest.uuid}:lock")
     assert 0 < lock <= 30  # the next screenshot waits for this
+
+
+# -- serial console -------------------------------------------------------------------------------
+
+def _serial(web, guest, cookie, force=False):
+    return connect(f"ws://127.0.0.1:{web.port}/ws/consoles/{guest.uuid}/serial/" + ("?force=1" if force else ""),
+                   origin=web.url, additional_headers={"Cookie": cookie}, open_timeout=10, max_size=2**20,
+                   close_timeout=2)
+
+
+def _next_status(ws, timeout=15) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = ws.recv(timeout=deadline - time.monotonic())
+        if isinstance(message, str):
+            return json.loads(message)
+    raise TimeoutError("no status message")
+
+
+def test_a_second_serial_session_is_told_the_console_is_busy_and_an_operator_can_take_over(web, rows, operator):
+    _, guest, _ = rows
+    cookie = cg.session_cookie(operator)
+    with _serial(web, guest, cookie) as first:
+        assert _next_status(first) == {"status": "connected", "forced": False}
+        with _serial(web, guest, cookie) as second:
+            assert _next_status(second)["code"] == "busy"
+        with _serial(web, guest, cookie, force=True) as third:
+            assert _next_status(third) == {"status": "connected", "forced": True}
+            assert _next_status(first)["code"] == "closed"  # the first session hears it lost the console
+
+
+def test_a_viewer_cannot_open_the_serial_console(web, rows, transactional_db):
+    _, guest, _ = rows
+    viewer = make_user("vera-viewer", "viewer")
+    with pytest.raises(InvalidStatus):
+        _serial(web, guest, cg.session_cookie(viewer))
+
+
+def _web_rss_kib(web) -> int:
+    master = web.processes["web"].pid
+    children = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    total = 0
+    for pid in [master, *children]:
+        status = Path(f"/proc/{pid}/status").read_text()
+        total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+    return total
+
+
+def test_a_browser_that_stops_reading_a_flooding_console_does_not_grow_the_servers_memory(web, rows, operator):
+    _, guest, _ = rows
+    cookie = cg.session_cookie(operator)
+    with _serial(web, guest, cookie, force=True) as ws:
+        assert _next_status(ws)["status"] == "connected"
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"# " not in seen[-200:] and time.monotonic() < deadline:  # wait for the shell
+            ws.send(b"\r")
+            try:
+                message = ws.recv(timeout=2)
+            except TimeoutError:
+                continue
+            seen += message if isinstance(message, bytes) else b""
+        before = _web_rss_kib(web)
+        ws.send(b"yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r")
+        time.sleep(6)  # we read nothing while the guest writes as fast as it can
+        grown = _web_rss_kib(web) - before
+        ws.send(b"\x03")
+    assert grown < 32 * 1024, f"web processes grew by {grown} KiB"
