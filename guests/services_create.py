@@ -23,7 +23,7 @@ from guests.models_history import ConfigVersion
 from guests.provision_edit import EditError
 from guests.services_provision import record_current, touch_inventory
 from hosts.models import Host
-from hosts.virt import provision
+from hosts.virt import provision, storage
 from hosts.virt.errors import VirtError
 from virtdash.xml import (
     Console,
@@ -188,8 +188,10 @@ def check_spec(host: Host, spec: dict) -> dict:
         spec["pool_path"] = pool["path"]
         ext = "qcow2" if spec.get("disk_format", "qcow2") == "qcow2" else "img"
         spec["volume_name"] = validate_volume_name(f"{spec['name']}.{ext}")
-        if provision.volume_exists(host.uri, pool["name"], spec["volume_name"]):
-            _fail(f"A volume {spec['volume_name']} already exists in pool {pool['name']}.")
+        wanted = [spec["volume_name"]] + ([f"{spec['name']}-cidata.iso"] if source == "cloud" else [])
+        for volume in wanted:
+            if provision.volume_exists(host.uri, pool["name"], volume):
+                _fail(f"A volume {volume} already exists in pool {pool['name']}.")
     network = spec.get("network", "none")
     if network == "network":
         validate_network_name(spec.get("network_name", ""))
@@ -292,11 +294,15 @@ def _create(host: Host, spec: dict, created: list[str], report) -> str:
     if source == "import":
         disk_path = spec["source_path"]
     else:
-        backing = spec["source_path"] if source == "cloud" else None
-        vol = StorageVolume.new(spec["volume_name"], spec["disk_bytes"], format=spec.get("disk_format", "qcow2"),
-                                backing_path=backing, backing_format=spec.get("import_format") or "qcow2")
         report(10, f"Creating volume {spec['volume_name']}")
-        disk_path = provision.create_volume(host.uri, spec["pool"], vol.to_string())
+        if source == "cloud":  # a qcow2 overlay on the cloud image, which stays untouched
+            vol = StorageVolume.new(spec["volume_name"], spec["disk_bytes"], format="qcow2",
+                                    backing_path=spec["source_path"],
+                                    backing_format=spec.get("import_format") or "qcow2")
+            disk_path = provision.create_volume(host.uri, spec["pool"], vol.to_string())
+        else:
+            disk_path = storage.create_volume(host.uri, spec["pool"], spec["volume_name"], spec["disk_bytes"],
+                                              spec.get("disk_format", "qcow2")).path
         created.append(disk_path)
     if source == "iso":
         cdrom_path = spec["source_path"]

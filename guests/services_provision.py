@@ -26,7 +26,7 @@ from guests.models import Guest
 from guests.models_history import ConfigVersion
 from guests.provision_edit import EditError, Plan
 from hosts.models import Host
-from hosts.virt import provision, snapshots
+from hosts.virt import provision, snapshots, storage
 from hosts.virt.errors import Conflict, GuestNotFound, OperationRefused, VirtError
 from virtdash.xml import Domain, DomainSnapshot, StorageVolume, XMLInputError, clone_prepare, parse_untrusted
 from virtdash.xml.names import validate_guest_name, validate_volume_name
@@ -225,12 +225,18 @@ def queue_edit(actor, guest: Guest, pending: dict, mode: str) -> Job:
 
 
 def _apply_pre_op(uri: str, op: dict, created: list[str]) -> None:
+    """Volume work before the define, through the storage module (free-space checks on capacity)."""
     if op["op"] == "create_volume":
-        if provision.volume_by_path(uri, op["path"]) is not None:
-            raise Conflict(f"A volume already exists at {op['path']}; choose another name.")
-        created.append(provision.create_volume(uri, op["pool"], op["xml"]))
+        vol = StorageVolume.parse(op["xml"])
+        info = storage.create_volume(uri, op["pool"], vol.name, vol.capacity, vol.format or "qcow2")
+        created.append(info.path)
+        if info.path != op["path"]:
+            raise Conflict(f"The pool put the volume at {info.path}, not {op['path']}; nothing else was changed.")
     elif op["op"] == "resize_volume":
-        provision.resize_volume(uri, op["path"], int(op["capacity"]))
+        vol = provision.volume_by_path(uri, op["path"])
+        if vol is None:
+            raise OperationRefused(f"{op['path']} is not a volume of a storage pool; VirtDash cannot resize it.")
+        storage.resize_volume(uri, vol["pool"], vol["name"], int(op["capacity"]))
 
 
 def _apply_live_op(uri: str, uuid: str, op: dict, active: bool) -> None:
@@ -409,11 +415,10 @@ def _clone_disk(job, host, disk, new_name, linked, index, count, report) -> str:
         report(base, f"Creating overlay {name} on {source}")
         path = provision.create_volume(host.uri, vol["pool"], xml.to_string())
     else:
-        xml = StorageVolume.new(name, vol["capacity"], format=fmt)
         report(base, f"Copying {disk.target} to {name}")
-        path = provision.copy_volume(host.uri, vol["pool"], xml.to_string(), source, new_name=name,
-                                     progress=lambda pct: report(base + pct * span // 100,
-                                                                 f"Copying {disk.target}: {pct} %"))
+        path = storage.clone_volume(host.uri, vol["pool"], vol["name"], name,
+                                    progress=lambda pct, text: report(base + pct * span // 100,
+                                                                      f"{disk.target}: {text}")).path
     disk.set_source_file(path)
     if linked:
         disk.driver_type = "qcow2"

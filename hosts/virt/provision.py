@@ -1,20 +1,17 @@
 """Provisioning calls: domain XML round trips, validated defines, hot-plug, volumes for guests.
 
 Callers get strings and dicts, never libvirt objects. Every call goes through
-`connections.call` (timeout, our exceptions). Volume copies report progress by polling the
-new volume's allocation from a second call while the copy runs.
+`connections.call` (timeout, our exceptions). Plain volume create/resize/copy live in
+`hosts/virt/storage.py`; here are only what guests need beyond it (volume by path, a qcow2
+overlay from our own XML, a small upload for the cloud-init seed, delete by path for cleanup).
 """
 
 from __future__ import annotations
-
-import threading
-from collections.abc import Callable
 
 import libvirt
 from lxml import etree
 
 from hosts.virt import connections
-from hosts.virt.errors import GuestNotFound, ObjectNotFound
 
 INACTIVE_SECURE = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
 LONG_TIMEOUT = 3600
@@ -217,11 +214,6 @@ def create_volume(uri: str, pool_name: str, volume_xml: str) -> str:
                             what=f"creating a volume in pool {pool_name}", timeout=LONG_TIMEOUT)
 
 
-def resize_volume(uri: str, path: str, capacity: int) -> None:
-    connections.call(uri, lambda c: c.storageVolLookupByPath(path).resize(capacity, 0),
-                     what=f"resizing {path}", timeout=120)
-
-
 def delete_volume(uri: str, path: str) -> bool:
     """Delete the volume at `path`; False when there was none (idempotent cleanup)."""
 
@@ -253,42 +245,3 @@ def upload_bytes(uri: str, pool_name: str, volume_xml: str, data: bytes) -> str:
         return vol.path()
 
     return connections.call(uri, run, what=f"uploading to pool {pool_name}", timeout=120)
-
-
-def copy_volume(uri: str, pool_name: str, volume_xml: str, source_path: str,
-                progress: Callable[[int], None] | None = None, new_name: str = "") -> str:
-    """Full copy of the volume at `source_path` into `pool_name` (createXMLFrom); returns the path.
-
-    While libvirt copies, a second call every half second reads the new volume's allocation
-    against the source's, and `progress(percent)` is told.
-    """
-    done = threading.Event()
-    if progress is not None and new_name:
-        threading.Thread(target=_watch_copy, args=(uri, pool_name, new_name, source_path, progress, done),
-                         daemon=True).start()
-
-    def run(conn):
-        source = conn.storageVolLookupByPath(source_path)
-        return conn.storagePoolLookupByName(pool_name).createXMLFrom(volume_xml, source, 0).path()
-
-    try:
-        return connections.call(uri, run, what=f"copying {source_path}", timeout=LONG_TIMEOUT)
-    finally:
-        done.set()
-
-
-def _watch_copy(uri: str, pool_name: str, name: str, source_path: str, progress: Callable[[int], None],
-                done: threading.Event) -> None:
-    def read(conn):
-        total = max(1, conn.storageVolLookupByPath(source_path).info()[2])
-        try:
-            copied = conn.storagePoolLookupByName(pool_name).storageVolLookupByName(name).info()[2]
-        except libvirt.libvirtError:
-            copied = 0
-        return min(99, copied * 100 // total)
-
-    while not done.wait(0.5):
-        try:
-            progress(connections.call(uri, read, what="copy progress"))
-        except (GuestNotFound, ObjectNotFound, connections.VirtError):
-            continue

@@ -114,3 +114,43 @@ def test_history_snapshots_and_clones_on_a_real_daemon(worker_and_watcher, admin
     assert job.status == "failed"
     assert "external" in job.message and "internal snapshots" in job.message.lower()
     domain.destroy()
+
+
+def test_the_wizard_builds_cloud_init_iso_and_import_guests(worker_and_watcher, admin_user, libvirt_conn,
+                                                            vdtest_pool, cleanup_guests, guest_name):
+    from guests import services_create
+
+    pool_name, _folder = vdtest_pool
+    host = Host.objects.create(name="local", uri="qemu:///system")
+    pool = libvirt_conn.storagePoolLookupByName(pool_name)
+    image = pool.createXML(StorageVolume.new(f"{guest_name}-image.qcow2", 64 * MIB).to_string(), 0)
+    iso = pool.createXML(StorageVolume.new(f"{guest_name}-install.iso", 1 * MIB, format="raw").to_string(), 0)
+    base = {"vcpus": 1, "memory_mib": 64, "firmware": "bios", "pool": pool_name, "disk_size": "128M",
+            "disk_format": "qcow2", "network": "none", "graphics": "none", "start": False}
+    names = {kind: f"{guest_name}-{kind}" for kind in ("cloud", "iso", "import")}
+    cleanup_guests.extend(names.values())
+    specs = {
+        "cloud": {**base, "name": names["cloud"], "source": "cloud", "source_path": image.path(),
+                  "import_format": "qcow2", "cloud_user": "ops", "ssh_key": "ssh-ed25519 AAAAtest ops@example"},
+        "iso": {**base, "name": names["iso"], "source": "iso", "source_path": iso.path()},
+        "import": {**base, "name": names["import"], "source": "import", "source_path": image.path(),
+                   "import_format": "qcow2"},
+    }
+    jobs = {kind: services_create.queue_create(admin_user, host, spec) for kind, spec in specs.items()}
+    for kind, job in jobs.items():
+        job = _finished(job)
+        assert job.status == "succeeded", f"{kind}: {job.message}"
+
+    cloud = Domain.parse(libvirt_conn.lookupByName(names["cloud"]).XMLDesc(0))
+    overlay = libvirt_conn.storageVolLookupByPath(cloud.find_disk("vda").source_file)
+    assert image.path() in overlay.XMLDesc(0)  # the cloud image is the untouched backing file
+    seed = next(d for d in cloud.disks if d.device == "cdrom").source_file
+    with open(seed, "rb") as fh:
+        data = fh.read()
+    assert data[0x8001:0x8006] == b"CD001" and b"ssh-ed25519 AAAAtest ops@example" in data
+
+    installer = Domain.parse(libvirt_conn.lookupByName(names["iso"]).XMLDesc(0))
+    assert installer.boot_devs == ["cdrom", "hd"]
+    assert next(d for d in installer.disks if d.device == "cdrom").source_file == iso.path()
+    imported = Domain.parse(libvirt_conn.lookupByName(names["import"]).XMLDesc(0))
+    assert imported.find_disk("vda").source_file == image.path() and imported.graphics == []
