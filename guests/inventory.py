@@ -126,10 +126,8 @@ def _record_event(guest: Guest, event: str, state: str, now, detail: str = "") -
 
 
 def _create(host: Host, uuid: str, found: dict[str, Any], now) -> Guest:
-    found = {k: v for k, v in found.items() if k in _FIELD_NAMES}
-    if found.get("state") in ACTIVE_STATES:
-        found["started_at"] = now
-    guest = Guest.objects.create(host=host, uuid=uuid, **found)
+    guest = _new_row(host, uuid, found, now)
+    guest.save(force_insert=True)
     GuestEvent.objects.create(guest=guest, event="appeared", state=guest.state, time=now)
     return guest
 
@@ -166,6 +164,10 @@ def reconcile(host: Host, read: stats.HostRead) -> Changes:
         if gone:
             Guest.objects.filter(host=host, uuid__in=gone).delete()
             changes.removed.extend(gone)
+        new = [uuid for uuid in read.domains if uuid not in rows]
+        elsewhere = set(Guest.objects.filter(uuid__in=new).exclude(host=host).values_list("uuid", flat=True)) \
+            if new else set()
+        created = []
         for uuid, dom in read.domains.items():
             found = stats_fields(dom)
             if dom.xml is not None:
@@ -174,13 +176,32 @@ def reconcile(host: Host, read: stats.HostRead) -> Changes:
             if guest is not None:
                 if _apply(guest, found, now):
                     changes.updated.append(uuid)
-            elif _claim_moved(host, uuid, found, now) is not None:
-                changes.moved.append(uuid)
+            elif uuid in elsewhere:
+                if _claim_moved(host, uuid, found, now) is not None:
+                    changes.moved.append(uuid)
             elif dom.xml is not None:
-                _create(host, uuid, found, now)
-                changes.created.append(uuid)
+                created.append(_new_row(host, uuid, found, now))
+        _create_all(created, now)
+        changes.created.extend(g.uuid for g in created)
         _publish(host, changes)
     return changes
+
+
+def _new_row(host: Host, uuid: str, found: dict[str, Any], now) -> Guest:
+    found = {k: v for k, v in found.items() if k in _FIELD_NAMES}
+    if found.get("state") in ACTIVE_STATES:
+        found["started_at"] = now
+    return Guest(host=host, uuid=uuid, updated=now, **found)
+
+
+def _create_all(guests: list[Guest], now) -> None:
+    """Insert new rows and their "appeared" events in two statements (a first resync of 1,000 guests)."""
+    if not guests:
+        return
+    Guest.objects.bulk_create(guests, batch_size=500)
+    ids = dict(Guest.objects.filter(host=guests[0].host, uuid__in=[g.uuid for g in guests]).values_list("uuid", "id"))
+    GuestEvent.objects.bulk_create([GuestEvent(guest_id=ids[g.uuid], event="appeared", state=g.state, time=now)
+                                    for g in guests if g.uuid in ids], batch_size=500)
 
 
 def _publish(host: Host, changes: Changes) -> None:

@@ -77,9 +77,16 @@ def test_a_running_guest_is_not_deleted_without_force(admin_user, synced, virt):
 def test_samples_are_recorded_for_active_guests_only_and_rolled_up(synced):
     first = stats.read_host(synced.uri, known=frozenset(), capacity=True)
     second = stats.read_host(synced.uri, known=frozenset(), capacity=True)
+    # the test driver reports no counters; give the reads some, as QEMU would (cumulative ns/bytes)
+    for read, cpu_ns in ((first, 10**9), (second, 2 * 10**9)):
+        read.monotonic = 100.0 if read is first else 110.0
+        for dom in read.domains.values():
+            dom.cpu_time_ns, dom.memory_used_bytes, dom.net_rx_bytes = cpu_ns, 2**25, cpu_ns // 1000
     now = timezone.now().replace(minute=7, second=0, microsecond=0)
     assert samples.record(synced, first, None, now - timedelta(minutes=6)) == 2  # gamma is shut off
     samples.record(synced, second, first, now - timedelta(minutes=5, seconds=50))
+    latest = GuestSample.objects.filter(guest__name="vdtest-alpha").order_by("-time").first()
+    assert latest.cpu_percent == 10.0 and latest.net_rx_bps == 100_000.0  # 1 s of CPU over 10 s
     host = HostSample.objects.filter(host=synced).first()
     assert host.guests_running == 2 and host.guests_defined == 3 and host.vcpus_running == 3
     assert host.vcpus_all == 6 and host.memory_total > 0
