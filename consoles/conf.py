@@ -27,3 +27,5 @@ SSH_KNOWN_HOSTS = env_str("VIRTDASH_SSH_KNOWN_HOSTS", "")
 # Thumbnails: at most one screenshot per guest per this many seconds.
 THUMBNAIL_SECONDS = 30
 THUMBNAIL_KEEP_SECONDS = 600
+# Open sessions re-check the policy this often: revoking a permission closes them.
+RECHECK_SECONDS = env_int("VIRTDASH_CONSOLE_RECHECK_SECONDS", 5, minimum=1)

@@ -53,12 +53,10 @@ def _audit(user, guest_uuid: str, result: str, detail: str) -> None:
 
 
 @database_sync_to_async
-def _still_allowed(user, grant: tokens.ConsoleGrant) -> bool:
-    from consoles.services import mode_allowed
-    from guests.models import Guest
+def _still_allowed(grant: tokens.ConsoleGrant) -> bool:
+    from consoles.services import still_allowed
 
-    guest = Guest.objects.filter(host_id=grant.host_id, uuid=grant.guest_uuid).first()
-    return guest is not None and mode_allowed(user, guest, grant.mode)
+    return still_allowed(grant.user_id, grant.host_id, grant.guest_uuid, grant.mode)
 
 
 class VncProxy:
@@ -144,7 +142,7 @@ class _Session:
             raise Refused("console token issued to another user")
         if grant.guest_uuid != self.guest_uuid:
             raise Refused(f"console token issued for guest {grant.guest_uuid}")
-        if not await _still_allowed(self.user, grant):
+        if not await _still_allowed(grant):
             raise Refused("permission for this console was withdrawn")
         self.session_id = await sessions.acquire(self.user.pk)
         if self.session_id is None:
@@ -152,6 +150,7 @@ class _Session:
         return grant
 
     async def serve(self, grant: tokens.ConsoleGrant) -> None:
+        self.grant = grant
         client = rfb.ByteQueue(self.next_message)
         try:
             link = await open_link(grant.target)
@@ -165,7 +164,11 @@ class _Session:
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, rfb.RfbError) as exc:
                 await rfb.client_refusal(client, self.send_bytes, await self._why(link, exc))
                 return
-            await rfb.client_handshake(client, self.send_bytes)
+            try:
+                await asyncio.wait_for(rfb.client_handshake(client, self.send_bytes), conf.CONNECT_TIMEOUT * 2)
+            except TimeoutError:
+                await self.close(4408, "the VNC client did not complete the handshake")
+                return
             await self.relay(link, client.drain(), rfb.ViewOnlyFilter() if grant.mode == "view" else None)
         finally:
             await link.close()
@@ -207,7 +210,14 @@ class _Session:
                     return
                 await asyncio.sleep(min(left, 30))
 
-        tasks = [asyncio.create_task(job()) for job in (upstream, downstream, idle_watch)]
+        async def policy_watch() -> None:
+            while True:
+                await asyncio.sleep(conf.RECHECK_SECONDS)
+                if not await _still_allowed(self.grant):
+                    await self.close(4403, "permission withdrawn")
+                    return
+
+        tasks = [asyncio.create_task(job()) for job in (upstream, downstream, idle_watch, policy_watch)]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:

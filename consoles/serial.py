@@ -91,6 +91,7 @@ class _SerialSession:
             await self.close(4403)
             return
         guest, uri, refusal = await _authorise(self.user, self.uuid, self.force)
+        self.guest = guest
         if refusal:
             await self.close(4403)
             return
@@ -125,7 +126,8 @@ class _SerialSession:
             await self.status(error=_explain(exc), code="unavailable")
             return
         await self.status(status="connected", forced=self.force)
-        tasks = [asyncio.create_task(job()) for job in (self.upstream, self.downstream, self.idle_watch)]
+        jobs = (self.upstream, self.downstream, self.idle_watch, self.policy_watch)
+        tasks = [asyncio.create_task(job()) for job in jobs]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -183,6 +185,16 @@ class _SerialSession:
                 data = data[sent:]
                 if data:
                     await asyncio.sleep(0.01)
+
+    async def policy_watch(self) -> None:
+        from consoles.services import still_allowed
+
+        while True:
+            await asyncio.sleep(conf.RECHECK_SECONDS)
+            allowed = await database_sync_to_async(still_allowed)(self.user.pk, self.guest.host_id, self.uuid, "full")
+            if not allowed:
+                await self.status(error="Your permission for this console was withdrawn.", code="revoked")
+                return
 
     async def idle_watch(self) -> None:
         while True:

@@ -35,6 +35,17 @@ def mode_allowed(user, guest, mode: str) -> bool:
     return False
 
 
+def still_allowed(user_id: int, host_id: int, guest_uuid: str, mode: str) -> bool:
+    """Re-read user and guest: open consoles end when a permission is revoked or a user disabled."""
+    from django.contrib.auth import get_user_model
+
+    from guests.models import Guest
+
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    guest = Guest.objects.filter(host_id=host_id, uuid=guest_uuid).first()
+    return user is not None and guest is not None and mode_allowed(user, guest, mode)
+
+
 def best_mode(user, guest) -> str | None:
     """The most a user may do on this guest's graphical console: 'full', 'view' or None."""
     if mode_allowed(user, guest, "full"):

@@ -79,17 +79,22 @@ def _token(web, guest, cookie) -> str:
     return body["token"]
 
 
+def _handshake(ws) -> bytes:
+    """Speak RFB as noVNC does, up to QEMU's ServerInit."""
+    assert ws.recv(timeout=10) == b"RFB 003.008\n"
+    ws.send(b"RFB 003.008\n")
+    assert ws.recv(timeout=10) == b"\x01\x01"  # the browser is offered security None
+    ws.send(b"\x01")
+    assert ws.recv(timeout=10) == b"\x00\x00\x00\x00"
+    ws.send(b"\x01")  # ClientInit, shared
+    return ws.recv(timeout=10)
+
+
 def test_a_valid_token_reaches_the_guests_vnc_server_without_the_user_knowing_its_password(web, rows, operator):
     _, guest, _ = rows
     cookie = cg.session_cookie(operator)
     with _ws(web, guest.uuid, _token(web, guest, cookie), cookie) as ws:
-        assert ws.recv(timeout=10) == b"RFB 003.008\n"
-        ws.send(b"RFB 003.008\n")
-        assert ws.recv(timeout=10) == b"\x01\x01"  # the browser is offered security None
-        ws.send(b"\x01")
-        assert ws.recv(timeout=10) == b"\x00\x00\x00\x00"
-        ws.send(b"\x01")  # ClientInit, shared
-        init = ws.recv(timeout=10)
+        init = _handshake(ws)
         width, height = struct.unpack(">HH", init[:4])
         assert width > 0 and height > 0 and guest.name.encode() in init  # QEMU's ServerInit names the guest
 
@@ -154,6 +159,21 @@ def test_the_thumbnail_is_a_cached_png_of_the_running_guest(web, rows, operator)
         assert first.headers["Content-Type"] == "image/png" and first.read().startswith(b"\x89PNG")
     lock = tokens._client().ttl(f"vd:console:thumb:{guest.host_id}:{guest.uuid}:lock")
     assert 0 < lock <= 30  # the next screenshot waits for this
+
+
+def test_revoking_the_permission_closes_an_open_console_within_seconds(web, rows, operator):
+    from websockets.exceptions import ConnectionClosed
+
+    _, guest, _ = rows
+    cookie = cg.session_cookie(operator)
+    with _ws(web, guest.uuid, _token(web, guest, cookie), cookie) as ws:
+        _handshake(ws)
+        operator.groups.clear()
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed) as closed:
+            while time.monotonic() - started < 15:
+                ws.recv(timeout=15)
+        assert closed.value.rcvd.code == 4403 and time.monotonic() - started < 12
 
 
 # -- serial console -------------------------------------------------------------------------------
