@@ -79,7 +79,7 @@ def plan_general(dom: Domain, data: dict, *, active: bool) -> Plan:
     dom.tags = [t for t in str(data.get("tags", "")).replace(",", " ").split() if t]
     if "boot_menu" in data:
         dom.boot_menu = bool(data["boot_menu"]) or None
-    if data.get("autostart") is not None:
+    if data.get("autostart") is not None and bool(data["autostart"]) != data.get("autostart_now"):
         plan.live_ops.append({"op": "autostart", "enabled": bool(data["autostart"])})
     return plan
 

@@ -179,14 +179,17 @@ class Pending:
     summary: str
 
     @property
+    def before_normalised(self) -> str:
+        """The current definition through our serializer, so quoting style is not a change."""
+        return Domain.parse(self.before).to_string()
+
+    @property
     def diff(self) -> list[DiffLine]:
-        # Both sides through our serializer, so quoting style differences are not shown as changes.
-        before = Domain.parse(self.before).to_string()
-        return diff_lines(before, self.after, "current definition", "after the change")
+        return diff_lines(self.before_normalised, self.after, "current definition", "after the change")
 
     @property
     def changed(self) -> bool:
-        return self.before != self.after or bool(self.plan.live_ops or self.plan.pre_ops)
+        return self.before_normalised != self.after or bool(self.plan.live_ops or self.plan.pre_ops)
 
     @property
     def has_live(self) -> bool:

@@ -107,7 +107,7 @@ def _section_change(section: str, request, guest: Guest):
     if section == "general":
         form = forms.GeneralForm(post)
         _valid(form)
-        data = form.cleaned_data
+        data = {**form.cleaned_data, "autostart_now": provision.state(guest.host.uri, guest.uuid)["autostart"]}
         return "CPU, memory and details", lambda dom, active: edit.plan_general(dom, data, active=active)
     if section == "boot":
         form = _valid(forms.BootForm(post))

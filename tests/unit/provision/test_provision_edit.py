@@ -131,3 +131,11 @@ def test_a_running_guest_can_take_memory_live(operator_client, guest):
     job = run_job(Job.objects.get(kind="guest.edit"), svc.run_edit)
     assert job.status == JobStatus.SUCCEEDED, job.message
     assert Domain.parse(provision.inactive_xml(guest.host.uri, guest.uuid)).current_memory_kib == 64 * 1024
+
+
+def test_submitting_the_current_values_offers_nothing_to_apply(operator_client, guest):
+    page = _preview(operator_client, guest, "general", {"vcpus": "1", "max_vcpus": "1", "memory_mib": "128",
+                                                        "max_memory_mib": "128"})
+    assert page.status_code == 302
+    follow = operator_client.get(page["Location"]).content.decode()
+    assert "nothing to apply" in follow
