@@ -80,6 +80,21 @@ def graphics_problem(info: virt_consoles.ConsoleInfo) -> ConsoleUnavailable | No
     return None
 
 
+def page_problem(guest) -> ConsoleUnavailable | None:
+    """Why the graphical console cannot work right now (for the page), or None."""
+    try:
+        info = live_info(guest)
+    except ConsoleUnavailable as exc:
+        return exc
+    problem = graphics_problem(info)
+    if problem is None:
+        try:
+            resolve(guest.host.uri, info.first("vnc"))
+        except Unreachable as exc:
+            problem = ConsoleUnavailable(f"The guest's graphics are unreachable: {exc}", "graphics_unreachable")
+    return problem
+
+
 def issue_vnc_token(user, guest, mode: str) -> dict:
     """Check the policy, resolve the VNC target from the live XML, and return a one-time token."""
     if not mode_allowed(user, guest, mode):

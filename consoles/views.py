@@ -29,11 +29,7 @@ def vnc_page(request, uuid: str):
     mode = services.best_mode(request.user, guest)
     if mode is None:
         raise PermissionDenied("You may not open this console.")
-    problem = None
-    try:
-        problem = services.graphics_problem(services.live_info(guest))
-    except services.ConsoleUnavailable as exc:
-        problem = exc
+    problem = services.page_problem(guest)
     return render(request, "consoles/vnc.html", {
         "guest": guest, "mode": mode, "problem": problem,
         "can_serial": can(request.user, Action.CONSOLE, guest),

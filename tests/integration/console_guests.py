@@ -26,7 +26,7 @@ def ensure_tiny_guest() -> Path:
     return TINY_DIR
 
 
-def tiny_guest_xml(name: str, *, password: str | None = VNC_PASSWORD) -> str:
+def tiny_guest_xml(name: str, *, password: str | None = VNC_PASSWORD, graphics_type: str = "vnc") -> str:
     assert name.startswith(TEST_PREFIX)
     dom = Domain.new(name, 96, 1, "qemu")
     dom.kernel, dom.initrd = str(TINY_DIR / "vmlinuz"), str(TINY_DIR / "initrd.gz")
@@ -34,7 +34,7 @@ def tiny_guest_xml(name: str, *, password: str | None = VNC_PASSWORD) -> str:
     dom.boot_devs = []
     dom.add_device(Serial.new("pty"))
     dom.add_device(Console.new("pty", "serial"))
-    graphics = dom.add_device(Graphics.new("vnc", listen="127.0.0.1"))
+    graphics = dom.add_device(Graphics.new(graphics_type, listen="127.0.0.1"))
     if password:
         graphics.passwd = password
     dom.add_device(Video.new("vga"))

@@ -19,6 +19,7 @@ from websockets.sync.client import connect
 
 from consoles import tokens
 from consoles.targets import Target
+from hosts.virt.consoles import console_info
 from tests.conftest import TEST_PREFIX, make_user
 from tests.integration import console_guests as cg
 from tests.stack import Stack, free_port
@@ -174,6 +175,36 @@ def test_revoking_the_permission_closes_an_open_console_within_seconds(web, rows
             while time.monotonic() - started < 15:
                 ws.recv(timeout=15)
         assert closed.value.rcvd.code == 4403 and time.monotonic() - started < 12
+
+
+def test_a_spice_guest_gets_a_clear_message_and_a_remote_viewer_file(web, rows, operator, libvirt_module_conn):
+    import urllib.request
+
+    host, _, _ = rows
+    name = f"{TEST_PREFIX}spice-{int(time.time() * 1000) % 10**8}"
+    dom = cg.define_and_start(libvirt_module_conn, name, graphics_type="spice")
+    try:
+        from guests.models import Guest
+
+        guest = Guest.objects.create(host=host, uuid=dom.UUIDString(), name=name, state="running", graphics="spice")
+        cookie = cg.session_cookie(operator)
+        page = urllib.request.urlopen(urllib.request.Request(f"{web.url}/consoles/{guest.uuid}/vnc/",
+                                                             headers={"Cookie": cookie}), timeout=15).read()
+        assert b"uses SPICE graphics" in page and b"console.vv" in page
+        status, body = cg.post_json(web.url, f"/consoles/{guest.uuid}/vnc/token", cookie, {"mode": "full"})
+        assert status == 409 and body["code"] == "spice"
+        csrf = "c" * 32
+        request = urllib.request.Request(f"{web.url}/consoles/{guest.uuid}/console.vv", data=b"", method="POST",
+                                         headers={"Cookie": f"{cookie}; csrftoken={csrf}", "X-CSRFToken": csrf,
+                                                  "Origin": web.url})
+        with urllib.request.urlopen(request, timeout=15) as response:
+            vv = response.read().decode()
+            assert response.headers["Content-Type"] == "application/x-virt-viewer"
+        port = console_info(URI, guest.uuid).first("spice").port
+        assert "type=spice" in vv and f"port={port}" in vv and "host=127.0.0.1" in vv
+        assert f"password={cg.VNC_PASSWORD}" in vv
+    finally:
+        cg.destroy(libvirt_module_conn, name)
 
 
 # -- serial console -------------------------------------------------------------------------------
