@@ -475,6 +475,9 @@ def forecasts(user, period: Period, *, per_host: bool = True, only: tuple[str, .
         series = host_series([h.pk for h in hosts], start, end, Resolution.HOUR)
         if not per_host:
             series = {TOTAL: series[TOTAL]}
+    if per_host:
+        for host in hosts:
+            series.setdefault(host.pk, Series())
     out: dict = {}
     for scope, data in series.items():
         name = "All hosts" if scope == TOTAL else names.get(scope, str(scope))
