@@ -207,6 +207,26 @@ def test_a_spice_guest_gets_a_clear_message_and_a_remote_viewer_file(web, rows, 
         cg.destroy(libvirt_module_conn, name)
 
 
+def test_a_guest_that_is_not_running_gets_a_clear_message_and_no_token(web, rows, operator, libvirt_module_conn):
+    import urllib.request
+
+    host, _, _ = rows
+    name = f"{TEST_PREFIX}off-{int(time.time() * 1000) % 10**8}"
+    dom = libvirt_module_conn.defineXML(cg.tiny_guest_xml(name))
+    try:
+        from guests.models import Guest
+
+        guest = Guest.objects.create(host=host, uuid=dom.UUIDString(), name=name, state="shutoff", graphics="vnc")
+        cookie = cg.session_cookie(operator)
+        status, body = cg.post_json(web.url, f"/consoles/{guest.uuid}/vnc/token", cookie, {"mode": "full"})
+        assert status == 409 and body["code"] == "not_running" and "token" not in body
+        page = urllib.request.urlopen(urllib.request.Request(f"{web.url}/consoles/{guest.uuid}/vnc/",
+                                                             headers={"Cookie": cookie}), timeout=15).read()
+        assert b"The guest is not running" in page
+    finally:
+        cg.destroy(libvirt_module_conn, name)
+
+
 # -- serial console -------------------------------------------------------------------------------
 
 def _serial(web, guest, cookie, force=False):
