@@ -74,6 +74,13 @@ def _name_of(xml: str) -> str:
         return ""
 
 
+def ensure_baseline(host: Host, uuid: str, xml: str) -> None:
+    """Before VirtDash's first change to a guest it never saw defined, keep what it was, so
+    the history can always roll back to the state before VirtDash touched it."""
+    if not ConfigVersion.objects.filter(host=host, guest_uuid=uuid).exists():
+        record_version(host, uuid, xml, source=ConfigVersion.Source.EVENT, note="as found before the first change")
+
+
 def record_current(host: Host, uuid: str, *, source: str, actor=None, note: str = "") -> ConfigVersion | None:
     """Read the inactive secure XML from libvirt and record it; None if the guest is gone."""
     try:
@@ -271,6 +278,7 @@ def run_edit(job: Job, report) -> str:
     host, uuid = _job_guest(job)
     params = job.params
     current = provision.inactive_xml(host.uri, uuid)
+    ensure_baseline(host, uuid, current)
     if sha256(current) != params["before_sha"]:
         if sha256(current) == sha256(params["after"]):
             return "Already applied."  # a redelivered task: converge
@@ -329,6 +337,7 @@ def run_define(job: Job, report) -> str:
     dom = Domain(parse_untrusted(job.params["xml"], root="domain"))
     if (dom.uuid or "").lower() != uuid.lower():
         raise OperationRefused("The definition belongs to another guest; nothing was changed.")
+    ensure_baseline(host, uuid, provision.inactive_xml(host.uri, uuid))
     report(40, "Validating and defining")
     provision.define_validated(host.uri, dom.to_string())
     record_current(host, uuid, source=job.params.get("source", ConfigVersion.Source.RAW), actor=job.actor,
@@ -477,6 +486,7 @@ def run_snapshot_create(job: Job, report) -> str:
 
 def run_snapshot_revert(job: Job, report) -> str:
     host, uuid = _job_guest(job)
+    ensure_baseline(host, uuid, provision.inactive_xml(host.uri, uuid))
     report(30, f"Reverting to {job.params['name']}")
     snapshots.revert(host.uri, uuid, job.params["name"])
     record_current(host, uuid, source=ConfigVersion.Source.SNAPSHOT, actor=job.actor,

@@ -79,3 +79,17 @@ def test_rollback_that_libvirt_refuses_leaves_the_definition_intact(guest, admin
     job = run_job(svc.queue_rollback(admin_user, guest, bad), svc.run_define)
     assert job.status == JobStatus.FAILED and "bogus" in job.message
     assert provision.inactive_xml(guest.host.uri, guest.uuid) == before
+
+
+def test_the_first_edit_keeps_the_definition_as_found_so_it_can_be_rolled_back(operator_client, guest):
+    assert not svc.versions(guest).exists()
+    page = operator_client.post(f"/guests/{guest.uuid}/edit/general/", {
+        "vcpus": "1", "max_vcpus": "1", "memory_mib": "64", "max_memory_mib": "64"})
+    token = page.content.decode().split('name="token" value="')[1].split('"')[0]
+    operator_client.post(f"/guests/{guest.uuid}/edit/apply/", {"token": token, "mode": "config"})
+    from core.models import Job
+
+    run_job(Job.objects.get(kind="guest.edit"), svc.run_edit)
+    found, edited = reversed(list(svc.versions(guest)))
+    assert "131072" in found.xml and found.note == "as found before the first change"
+    assert "65536" in edited.xml and edited.actor_name == "oscar-operator"
