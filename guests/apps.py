@@ -12,3 +12,4 @@ class GuestsConfig(AppConfig):
         from guests import services_provision, tasks_provision  # noqa: F401  issue 5: config history, tasks
 
         register_hooks(services_provision.HISTORY_HOOKS)
+        from guests import tasks_migrate  # noqa: F401  guest migration (Celery task)

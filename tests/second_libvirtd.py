@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from tests.stack import ARTIFACTS, wait_for_port
@@ -28,8 +29,9 @@ def _set(conf: Path, key: str, value: str) -> None:
 
 
 class SecondLibvirtd:
-    def __init__(self, address: str = "127.0.0.2"):
+    def __init__(self, address: str = "127.0.0.2", migration_ports: tuple[int, int] | None = None):
         self.address = address
+        self.migration_ports = migration_ports  # a migration peer: own port range and host UUID
         self.root = Path(tempfile.mkdtemp(prefix="vdtest-libvirtd-"))
         self.proc: subprocess.Popen | None = None
 
@@ -49,6 +51,10 @@ class SecondLibvirtd:
         qemu_conf = self.root / "etc" / "qemu.conf"
         _set(qemu_conf, "migration_address", f'"{self.address}"')
         _set(qemu_conf, "migration_host", f'"{self.address}"')
+        if self.migration_ports:  # libvirt refuses to migrate between daemons with one host_uuid
+            _set(daemon_conf, "host_uuid", f'"{uuid.uuid4()}"')
+            _set(qemu_conf, "migration_port_min", str(self.migration_ports[0]))
+            _set(qemu_conf, "migration_port_max", str(self.migration_ports[1]))
         mounts = " && ".join(f"mount --bind {self.root / name} {target}" for name, target in DIRS.items())
         script = (f"{mounts} && mkdir -p /var/lib/libvirt/qemu /var/log/libvirt/qemu"
                   f" && virtlogd -d -p {self.root / 'run' / 'virtlogd.pid'}"

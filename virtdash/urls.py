@@ -17,6 +17,7 @@ urlpatterns = [
     path("hosts/", include("hosts.urls_resources")),  # storage pools, volumes, networks
     path("guests/", include("guests.urls")),
     path("guests/", include("guests.urls_provision")),  # create, edit, clone, snapshots, history
+    path("guests/", include("guests.urls_migrate")),  # move a guest to another host
     path("consoles/", include("consoles.urls")),
     path("reports/", include("reports.urls")),
     path("", include("core.urls")),

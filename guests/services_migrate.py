@@ -1,0 +1,279 @@
+"""Moving a guest to another host, as a Job: live if it runs, offline (define + undefine) if not.
+
+Web side (`destinations`, `request_migration`, `request_cancel`): policy — OPERATE on the guest
+and at least OPERATE on the destination host — with denials audited, and refusals an operator
+understands (same host, destination not connected). Worker side (`perform_migration`): decides
+from libvirt (not from the inventory row) what is left to do, so a re-run after a worker crash
+converges: a guest already on the destination is success, a leftover definition on the source
+is removed. After the move both hosts are re-read, which moves the inventory row by UUID.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+
+from core import audit, jobs
+from core.choices import AuditResult, JobStatus
+from core.models import Job
+from core.policy import Action, can
+from guests import inventory
+from guests.choices import GuestState
+from guests.models import Guest
+from hosts.choices import HostStatus
+from hosts.models import Host
+from hosts.virt import migration
+from hosts.virt.errors import Conflict, GuestNotFound, OperationRefused
+
+log = logging.getLogger(__name__)
+KIND = "guest.migrate"
+LIVE_STATES = frozenset({GuestState.RUNNING, GuestState.BLOCKED, GuestState.PAUSED})
+MAX_BANDWIDTH_MIB = 100_000
+CANCEL_CHECK_SECONDS = 1.0
+
+
+class MigrationRefused(ValueError):
+    """The request cannot be queued; the message tells the operator why."""
+
+
+@dataclass
+class Destination:
+    """A host the form may offer, with the figures an operator weighs (from Host.facts)."""
+
+    host: Host
+    available: bool
+    reason: str = ""
+    guest_memory: int = 0  # bytes the guest has now
+
+    @property
+    def tight(self) -> bool:
+        """Less free memory than the guest uses (a warning; QEMU allocates lazily)."""
+        return self.memory_free is not None and self.memory_free < self.guest_memory
+
+    @property
+    def memory_free(self) -> int | None:
+        return self.host.facts.get("memory_free")
+
+    @property
+    def memory_total(self) -> int | None:
+        return self.host.facts.get("memory_total")
+
+    @property
+    def cpus(self) -> int | None:
+        return self.host.facts.get("cpus")
+
+    @property
+    def guests_running(self) -> int | None:
+        return self.host.facts.get("guests_running")
+
+
+def mode_for(guest: Guest) -> str:
+    """"live" for a running or paused guest, "offline" for a shut-off one."""
+    if guest.state in LIVE_STATES:
+        return "live"
+    if guest.state == GuestState.SHUTOFF:
+        return "offline"
+    raise MigrationRefused(f"{guest.name} is {guest.get_state_display().lower()}: only running, paused or "
+                           "shut-off guests can be moved.")
+
+
+def _unavailable_reason(host: Host) -> str:
+    if not host.enabled:
+        return "disabled"
+    if host.status != HostStatus.CONNECTED:
+        return f"unreachable{f' ({host.last_error})' if host.last_error else ''}"
+    return ""
+
+
+def destinations(user, guest: Guest) -> list[Destination]:
+    """Other hosts the user may operate; unreachable or disabled ones are listed as unavailable."""
+    hosts = Host.objects.exclude(pk=guest.host_id).order_by("name")
+    return [Destination(h, not (reason := _unavailable_reason(h)), reason, guest.memory_kib * 1024)
+            for h in hosts if can(user, Action.OPERATE, h)]
+
+
+def _deny(actor, guest: Guest, detail: str) -> None:
+    audit.record(actor, KIND, guest, result=AuditResult.DENIED, detail=detail)
+    raise PermissionDenied(f"You may not move {guest.name} {detail.split(': ', 1)[-1]}.")
+
+
+def check_allowed(actor, guest: Guest, dest: Host) -> None:
+    """PermissionDenied (audited) unless the actor may operate the guest and the destination."""
+    if not can(actor, Action.OPERATE, guest):
+        _deny(actor, guest, "not allowed: at all")
+    if not can(actor, Action.OPERATE, dest):
+        _deny(actor, guest, f"destination not allowed: to {dest.name}")
+
+
+def _bandwidth(value) -> int:
+    try:
+        bandwidth = int(value or 0)
+    except (TypeError, ValueError):
+        raise MigrationRefused("The bandwidth limit must be a whole number of MiB/s (0 for no limit).") from None
+    if not 0 <= bandwidth <= MAX_BANDWIDTH_MIB:
+        raise MigrationRefused(f"The bandwidth limit must be between 0 and {MAX_BANDWIDTH_MIB} MiB/s.")
+    return bandwidth
+
+
+def request_migration(actor, guest: Guest, dest: Host, *, bandwidth_mib=0) -> Job:
+    """Queue moving `guest` to `dest` (PermissionDenied, MigrationRefused, jobs.JobRefused)."""
+    check_allowed(actor, guest, dest)
+    if dest.pk == guest.host_id:
+        raise MigrationRefused(f"{guest.name} is already on {dest.name}: choose another host.")
+    reason = _unavailable_reason(dest)
+    if reason:
+        raise MigrationRefused(f"{dest.name} is {reason}: choose a connected host.")
+    if guest.host.status != HostStatus.CONNECTED:
+        raise MigrationRefused(f"The guest's host {guest.host.name} is not connected: it cannot be moved now.")
+    mode = mode_for(guest)
+    params = {"destination": dest.pk, "destination_name": dest.name, "source": guest.host_id, "mode": mode,
+              "bandwidth_mib": _bandwidth(bandwidth_mib)}
+    job = jobs.create(actor, KIND, guest=guest, params=params,
+                      target_name=guest.name)
+    from guests.tasks_migrate import migrate_guest
+
+    jobs.enqueue(job, migrate_guest)
+    return job
+
+
+def active_migration(guest: Guest) -> Job | None:
+    return Job.objects.filter(kind=KIND, guest_uuid=guest.uuid,
+                              status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).order_by("-pk").first()
+
+
+def request_cancel(actor, job: Job) -> bool:
+    """Ask the running migration to abort; False when it already finished."""
+    guest = Guest.objects.filter(uuid=job.guest_uuid).select_related("host").first()
+    if guest is None or not can(actor, Action.OPERATE, guest):
+        audit.record(actor, "guest.migrate-cancel", target_type="job", target_id=str(job.pk),
+                     target_name=job.target_name, result=AuditResult.DENIED, detail="not allowed")
+        raise PermissionDenied("You may not cancel this migration.")
+    params = {**job.params, "cancel": actor.get_username()}
+    updated = Job.objects.filter(pk=job.pk, kind=KIND, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        params=params)
+    audit.record(actor, "guest.migrate-cancel", target_type="job", target_id=str(job.pk),
+                 target_name=job.target_name, result=AuditResult.OK if updated else AuditResult.FAILED,
+                 detail="cancel requested" if updated else "the job had already finished")
+    return bool(updated)
+
+
+# ------------------------------------------------------------------------ in the worker
+
+class _CancelFlag:
+    """Reads the job's cancel request from the database at most once a second."""
+
+    def __init__(self, job_id: int):
+        self.job_id, self.next_check, self.value = job_id, 0.0, False
+
+    def __call__(self) -> bool:
+        if not self.value and time.monotonic() >= self.next_check:
+            self.next_check = time.monotonic() + CANCEL_CHECK_SECONDS
+            params = Job.objects.filter(pk=self.job_id).values_list("params", flat=True).first() or {}
+            self.value = bool(params.get("cancel"))
+        return self.value
+
+
+def _hosts(job: Job) -> tuple[Host, Host]:
+    source = Host.objects.filter(pk=job.params.get("source") or job.host_id).first()
+    dest = Host.objects.filter(pk=job.params.get("destination")).first()
+    if source is None or dest is None:
+        raise GuestNotFound("The source or destination host was removed from VirtDash meanwhile.")
+    return source, dest
+
+
+def sync_inventory(uuid: str, source: Host, dest: Host) -> None:
+    """Re-read the guest on the destination first (moves the row by UUID), then on the source."""
+    for host in (dest, source):
+        try:
+            inventory.refresh_guest(host, uuid, "migrated")
+        except Exception:  # the watcher's events and reconcile will catch up
+            log.warning("re-reading %s on %s failed", uuid, host.name, exc_info=True)
+
+
+def _storage_refusal(name: str, place: migration.GuestPlace, dest: Host, live: bool) -> str:
+    local = [d for d in place.disks if d.needs_storage]
+    missing = migration.missing_on(dest.uri, local)
+    if not missing:
+        return ""
+    paths = ", ".join(f"{d.target or '?'}: {d.source}" for d in missing)
+    if live:
+        return (f"{name} has local disks that {dest.name} cannot reach ({paths}). Live migration needs shared "
+                "storage — the same disk paths in a storage pool both hosts use (NFS, Ceph, iSCSI...) — or a "
+                "storage copy, which VirtDash does not do yet. Diskless and kernel-boot guests need neither.")
+    return (f"{name}'s disks are not in any storage pool of {dest.name} ({paths}). Copy them to the same paths "
+            f"in a pool on {dest.name} (or use shared storage) before moving the guest offline.")
+
+
+def _preflight(name: str, uuid: str, source: Host, dest: Host, place: migration.GuestPlace) -> None:
+    if place.snapshots:
+        raise OperationRefused(f"{name} has {place.snapshots} snapshot(s); libvirt cannot move snapshots to "
+                               "another host. Delete them first, or keep the guest where it is.")
+    if migration.name_taken_by_other(dest.uri, name, uuid):
+        raise Conflict(f"{dest.name} already has another guest named {name}: rename one of them first.")
+    problem = _storage_refusal(name, place, dest, live=place.active)
+    if problem:
+        raise OperationRefused(problem)
+
+
+def _reporter(report: jobs.Report, dest: Host):
+    last = {"text": ""}
+
+    def on_progress(progress: migration.Progress) -> None:
+        if progress.phase == "preparing":
+            percent, text = 12, f"Preparing {dest.name} to receive the guest"
+        elif progress.phase == "copying":
+            percent = 15 + int(progress.percent * 0.8)
+            text = (f"Copying memory: {progress.percent}% ({progress.processed // 2**20} MiB sent, "
+                    f"{progress.remaining // 2**20} MiB left)")
+        else:
+            percent, text = 95, f"Switching over to {dest.name}"
+        if text != last["text"]:
+            last["text"] = text
+            report(percent, text)
+
+    return on_progress
+
+
+def _move_live(job: Job, name: str, uuid: str, source: Host, dest: Host, report: jobs.Report) -> str:
+    report(10, f"Starting live migration of {name} to {dest.name}")
+    outcome = migration.migrate_live(source.uri, dest.uri, uuid, on_progress=_reporter(report, dest),
+                                     should_cancel=_CancelFlag(job.pk),
+                                     bandwidth_mib=int(job.params.get("bandwidth_mib") or 0))
+    sent = f", {outcome.transferred / 2**20:.1f} MiB sent" if outcome.transferred else ""
+    downtime = f", {outcome.downtime_ms} ms paused" if outcome.downtime_ms is not None else ""
+    return f"{name} now runs on {dest.name} (live migration in {outcome.seconds:.1f} s{sent}{downtime})."
+
+
+def _move_offline(name: str, uuid: str, source: Host, dest: Host, report: jobs.Report) -> str:
+    report(30, f"Defining {name} on {dest.name}")
+    migration.copy_definition(source.uri, dest.uri, uuid)
+    report(70, f"Removing {name}'s definition from {source.name}")
+    migration.remove_definition(source.uri, uuid)
+    return f"{name} is now defined on {dest.name} (moved while shut off; its disks were not copied)."
+
+
+def perform_migration(job: Job, report: jobs.Report) -> str:
+    source, dest = _hosts(job)
+    uuid, name = job.guest_uuid, job.target_name
+    if _CancelFlag(job.pk)():
+        raise migration.MigrationCancelled(f"Migration of {name} was cancelled before it started.")
+    report(3, f"Checking {dest.name}")
+    migration.probe(dest.uri, dest.name)
+    here, there = migration.locate(source.uri, uuid), migration.locate(dest.uri, uuid)
+    try:
+        if there.exists and (not here.exists or (there.active and not here.active)):
+            migration.remove_definition(source.uri, uuid)  # a previous run got this far: finish it
+            return f"{name} is on {dest.name}."
+        if not here.exists:
+            raise GuestNotFound(f"{name} is on neither {source.name} nor {dest.name} any more.")
+        if there.active:
+            raise Conflict(f"{name} runs on both {source.name} and {dest.name}; resolve this by hand.")
+        _preflight(here.name or name, uuid, source, dest, here)
+        if here.active:
+            return _move_live(job, here.name or name, uuid, source, dest, report)
+        return _move_offline(here.name or name, uuid, source, dest, report)
+    finally:
+        sync_inventory(uuid, source, dest)

@@ -1,0 +1,67 @@
+"""Two hosts on private test-driver node files: a source with guests and an empty destination."""
+
+from __future__ import annotations
+
+import uuid as uuid_mod
+
+import pytest
+
+from tests.conftest import TEST_PREFIX
+
+DISKLESS = f"{TEST_PREFIX}mig-diskless"
+WITH_DISK = f"{TEST_PREFIX}mig-disk"
+
+
+def domain_xml(name: str, *, disk: bool = False) -> str:
+    """A test-driver domain (tests only; the product builds XML with virtdash.xml)."""
+    device = ("<disk type='file' device='disk'><source file='/var/lib/vdtest/mig.img'/>"
+              "<target dev='vda' bus='virtio'/></disk>") if disk else ""
+    return (f"<domain type='test'><name>{name}</name><uuid>{uuid_mod.uuid4()}</uuid>"
+            "<memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>"
+            f"<devices>{device}</devices></domain>")
+
+
+def _node_host(tmp_path, name: str, domains: list[str]):
+    from hosts.models import Host
+
+    path = tmp_path / f"{name}.xml"
+    path.write_text("<node>" + "".join(domains) + "</node>")
+    return Host.objects.create(name=name, uri=f"test://{path}", status="connected",
+                               facts={"memory_free": 8 * 2**30, "memory_total": 16 * 2**30, "cpus": 4,
+                                      "guests_running": 0})
+
+
+@pytest.fixture
+def hosts(db, tmp_path):
+    """(source, destination): the source has DISKLESS and WITH_DISK, both running at first."""
+    from guests import inventory
+    from hosts.virt import connections
+
+    source = _node_host(tmp_path, "src", [domain_xml(DISKLESS), domain_xml(WITH_DISK, disk=True)])
+    dest = _node_host(tmp_path, "dst", [])
+    inventory.resync(source, full=True)
+    yield source, dest
+    for host in (source, dest):
+        connections.drop(host.uri)
+
+
+@pytest.fixture
+def conn():
+    """VirtDash's own connection to a host (tests may change libvirt through it)."""
+    from hosts.virt import connections
+
+    return lambda host: connections.connection(host.uri)
+
+
+@pytest.fixture
+def shut_off(conn):
+    """Shut a guest off in libvirt and in the inventory; returns the Guest row."""
+    from guests import inventory
+    from guests.models import Guest
+
+    def shut(host, name):
+        conn(host).lookupByName(name).destroy()
+        inventory.resync(host)
+        return Guest.objects.get(name=name)
+
+    return shut

@@ -1,0 +1,128 @@
+"""The migration job as the worker runs it (task function called directly, test driver)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import DISKLESS, WITH_DISK
+
+from core import jobs
+from core.models import Job
+from guests import services_migrate
+from guests.models import Guest
+from hosts.models import Host
+
+
+def _job(user, guest, dest, **params):
+    job = jobs.create(user, "guest.migrate", guest=guest, params={
+        "destination": dest.pk, "destination_name": dest.name, "source": guest.host_id,
+        "mode": "live" if guest.is_active else "offline", "bandwidth_mib": 0, **params})
+    return job
+
+
+def _run(job) -> Job:
+    jobs.run(job.pk, services_migrate.perform_migration)
+    job.refresh_from_db()
+    return job
+
+
+def _names(conn, host):
+    return sorted(d.name() for d in conn(host).listAllDomains())
+
+
+def test_offline_migration_moves_the_definition_and_the_inventory_row(admin_user, hosts, conn, shut_off):
+    source, dest = hosts
+    guest = shut_off(source, DISKLESS)
+    row_id = guest.pk
+    job = _run(_job(admin_user, guest, dest))
+    assert job.status == "succeeded", job.message
+    assert job.message == f"{DISKLESS} is now defined on dst (moved while shut off; its disks were not copied)."
+    assert DISKLESS in _names(conn, dest) and DISKLESS not in _names(conn, source)
+    moved = conn(dest).lookupByName(DISKLESS)
+    assert moved.UUIDString() == guest.uuid and not moved.isActive() and moved.isPersistent()
+    rows = Guest.objects.filter(uuid=guest.uuid)
+    assert rows.count() == 1 and rows[0].host == dest and rows[0].pk == row_id  # moved, not recreated
+
+
+def test_a_rerun_after_the_move_converges_to_success(admin_user, hosts, conn, shut_off):
+    source, dest = hosts
+    guest = shut_off(source, DISKLESS)
+    assert _run(_job(admin_user, guest, dest)).status == "succeeded"
+    again = _run(_job(admin_user, Guest.objects.get(uuid=guest.uuid), dest, source=source.pk))
+    assert again.status == "succeeded" and again.message == f"{DISKLESS} is on dst."
+    assert _names(conn, source).count(DISKLESS) == 0 and _names(conn, dest) == [DISKLESS]
+
+
+def test_a_leftover_source_definition_is_removed_on_rerun(admin_user, hosts, conn, shut_off):
+    """A worker that died between define and undefine: the re-run finishes the move."""
+    source, dest = hosts
+    guest = shut_off(source, DISKLESS)
+    conn(dest).defineXML(conn(source).lookupByName(DISKLESS).XMLDesc(0))
+    conn(dest).lookupByName(DISKLESS).create()  # and it was started there meanwhile
+    job = _run(_job(admin_user, guest, dest))
+    assert job.status == "succeeded", job.message
+    assert DISKLESS not in _names(conn, source)
+
+
+def test_local_disks_that_the_destination_cannot_reach_are_refused_clearly(admin_user, hosts, conn):
+    source, dest = hosts
+    guest = Guest.objects.get(name=WITH_DISK)
+    job = _run(_job(admin_user, guest, dest))
+    assert job.status == "failed"
+    assert "Live migration needs shared storage" in job.message and "/var/lib/vdtest/mig.img" in job.message
+    assert "Diskless and kernel-boot guests need neither" in job.message
+    assert conn(source).lookupByName(WITH_DISK).isActive() and WITH_DISK not in _names(conn, dest)
+
+
+def test_offline_with_local_disks_says_to_copy_them_first(admin_user, hosts, conn, shut_off):
+    source, dest = hosts
+    guest = shut_off(source, WITH_DISK)
+    job = _run(_job(admin_user, guest, dest))
+    assert job.status == "failed" and "not in any storage pool of dst" in job.message
+    assert WITH_DISK in _names(conn, source) and WITH_DISK not in _names(conn, dest)
+
+
+def test_a_destination_that_stopped_answering_fails_the_job_clearly(admin_user, hosts, conn):
+    source, _dest = hosts
+    gone = Host.objects.create(name="gone", uri="test+tcp://127.0.0.93/default", status="connected")
+    guest = Guest.objects.get(name=DISKLESS)
+    job = _run(_job(admin_user, guest, gone))
+    assert job.status == "failed"
+    assert job.message.startswith("The destination host gone is unreachable") and "libvirtd runs" in job.message
+    assert conn(source).lookupByName(DISKLESS).isActive()
+
+
+def test_a_name_taken_on_the_destination_by_another_guest_is_refused(admin_user, hosts, conn, shut_off):
+    from conftest import domain_xml
+
+    source, dest = hosts
+    guest = shut_off(source, DISKLESS)
+    conn(dest).defineXML(domain_xml(DISKLESS))  # same name, another UUID
+    job = _run(_job(admin_user, guest, dest))
+    assert job.status == "failed" and f"dst already has another guest named {DISKLESS}" in job.message
+    assert DISKLESS in _names(conn, source)
+
+
+def test_a_live_migration_the_driver_cannot_do_fails_with_libvirts_reason(admin_user, hosts, conn):
+    source, dest = hosts
+    guest = Guest.objects.get(name=DISKLESS)
+    job = _run(_job(admin_user, guest, dest))
+    assert job.status == "failed" and job.message.startswith(f"Migration of {DISKLESS} failed:")
+    assert conn(source).lookupByName(DISKLESS).isActive()
+
+
+def test_a_job_cancelled_before_it_starts_does_nothing(admin_user, operator_user, hosts, conn, shut_off):
+    source, dest = hosts
+    guest = shut_off(source, DISKLESS)
+    job = _job(admin_user, guest, dest)
+    assert services_migrate.request_cancel(operator_user, job)
+    job = _run(job)
+    assert job.status == "failed" and "cancelled before it started" in job.message
+    assert DISKLESS in _names(conn, source) and DISKLESS not in _names(conn, dest)
+
+
+@pytest.mark.parametrize("state", ["crashed", "pmsuspended"])
+def test_guests_in_odd_states_are_not_offered_a_move(hosts, state):
+    guest = Guest.objects.get(name=DISKLESS)
+    guest.state = state
+    with pytest.raises(services_migrate.MigrationRefused):
+        services_migrate.mode_for(guest)
