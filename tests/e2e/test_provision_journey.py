@@ -145,6 +145,16 @@ def test_admin_creates_edits_snapshots_rolls_back_clones_and_deletes_a_guest(
     rolled = _inactive(dom)
     assert rolled.memory_mib == 128 and rolled.find_disk("vdb") is not None
 
+    # The raw XML editor highlights the definition and refuses an external entity, changing nothing.
+    page.goto(f"{stack.url}/guests/{guest.uuid}/xml/")
+    page.wait_for_selector("#xml-highlight .xml-tag")
+    screenshot(page, "provision-raw-xml")
+    before = dom.XMLDesc(INACTIVE)
+    page.fill("#id_xml", '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>' + before)
+    page.click("form.card button[type=submit]")
+    assert "DOCTYPE or ENTITY declaration is refused" in page.locator("#xml-error").inner_text()
+    assert dom.XMLDesc(INACTIVE) == before
+
     # 6. Clone the shut-off guest.
     dom.destroy()
     wait_until(lambda: Guest.objects.get(pk=guest.pk).state == "shutoff", 20, message="inventory sees shut off")
