@@ -7,6 +7,7 @@ way to QEMU's ServerInit, which proves the proxy answered the VNC password itsel
 from __future__ import annotations
 
 import json
+import random
 import re
 import struct
 import subprocess
@@ -263,6 +264,61 @@ def test_a_viewer_cannot_open_the_serial_console(web, rows, transactional_db):
         _serial(web, guest, cg.session_cookie(viewer))
 
 
+def _type_rfb(ws, text: str) -> None:
+    for ch in text:
+        sym = 0xFF0D if ch == "\n" else ord(ch)
+        for down in (1, 0):
+            ws.send(bytes([4, down, 0, 0]) + struct.pack(">I", sym))
+
+
+def _wait_for_shell(ws, timeout: float = 60) -> None:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while b"# " not in seen[-200:] and time.monotonic() < deadline:
+        ws.send(b"\r")
+        try:
+            message = ws.recv(timeout=2)
+        except TimeoutError:
+            continue
+        seen += message if isinstance(message, bytes) else b""
+    assert b"# " in seen[-200:], "the guest's shell never answered"
+
+
+def _serial_output(ws, command: bytes, wait: float = 3) -> bytes:
+    ws.send(command)
+    out = b""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            message = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        out += message if isinstance(message, bytes) else b""
+    return out
+
+
+def test_a_view_only_session_cannot_type_into_the_guest_while_a_full_one_can(web, rows, operator, transactional_db):
+    _, guest, _ = rows
+    viewer = make_user("vera-viewer", "viewer")
+    tag = str(random.randrange(10**5, 10**6))
+    operator_cookie, viewer_cookie = cg.session_cookie(operator), cg.session_cookie(viewer)
+    with _serial(web, guest, operator_cookie, force=True) as serial:
+        assert _next_status(serial)["status"] == "connected"
+        _wait_for_shell(serial)
+        status, body = cg.post_json(web.url, f"/consoles/{guest.uuid}/vnc/token", viewer_cookie, {"mode": "view"})
+        assert status == 200 and body["mode"] == "view"
+        with _ws(web, guest.uuid, body["token"], viewer_cookie) as ws:
+            _handshake(ws)
+            _type_rfb(ws, f"touch /tmp/view{tag}\n")
+            time.sleep(1)
+        with _ws(web, guest.uuid, _token(web, guest, operator_cookie), operator_cookie) as ws:
+            _handshake(ws)
+            _type_rfb(ws, f"touch /tmp/full{tag}\n")
+            time.sleep(1)
+        listing = _serial_output(serial, b"ls /tmp/\r")
+    assert f"full{tag}".encode() in listing and f"view{tag}".encode() not in listing
+
+
 def _web_rss_kib(web) -> int:
     master = web.processes["web"].pid
     children = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
@@ -278,15 +334,7 @@ def test_a_browser_that_stops_reading_a_flooding_console_does_not_grow_the_serve
     cookie = cg.session_cookie(operator)
     with _serial(web, guest, cookie, force=True) as ws:
         assert _next_status(ws)["status"] == "connected"
-        seen = b""
-        deadline = time.monotonic() + 60
-        while b"# " not in seen[-200:] and time.monotonic() < deadline:  # wait for the shell
-            ws.send(b"\r")
-            try:
-                message = ws.recv(timeout=2)
-            except TimeoutError:
-                continue
-            seen += message if isinstance(message, bytes) else b""
+        _wait_for_shell(ws)
         before = _web_rss_kib(web)
         ws.send(b"yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r")
         time.sleep(6)  # we read nothing while the guest writes as fast as it can
