@@ -97,6 +97,7 @@ def test_admin_creates_edits_snapshots_rolls_back_clones_and_deletes_a_guest(
     guest = wait_until(lambda: Guest.objects.filter(uuid=dom.UUIDString()).first(), 20, message="inventory row")
     page.goto(f"{stack.url}/guests/{guest.uuid}/")
     page.click(".provision-actions >> text=Edit")
+    screenshot(page, "provision-edit")
     form = page.locator("#form-add-disk")
     form.locator("#id_pool").select_option(e2e_pool.name())
     form.locator("#id_volume_name").fill(f"{guest_name}-data.qcow2")
