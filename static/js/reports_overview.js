@@ -8,13 +8,14 @@ function allocation(canvasId, title, unit, running, stopped, capacity, extra) {
   const labels = data.hosts.map((h) => h.name);
   makeChart(document.getElementById(canvasId), (p) => {
     const datasets = [
-      { type: "bar", label: running[0], data: data.hosts.map(running[1]), backgroundColor: alpha(p.accent, 0.85), stack: "a" },
-      { type: "bar", label: stopped[0], data: data.hosts.map(stopped[1]), backgroundColor: alpha(p.grey, 0.45), stack: "a" },
+      { type: "bar", label: running[0], data: data.hosts.map(running[1]), backgroundColor: alpha(p.accent, 0.85), stack: "a", order: 2 },
+      { type: "bar", label: stopped[0], data: data.hosts.map(stopped[1]), backgroundColor: alpha(p.grey, 0.45), stack: "a", order: 2 },
       { type: "line", label: capacity[0], data: data.hosts.map(capacity[1]), borderColor: p.red, backgroundColor: p.red,
-        showLine: false, pointStyle: "line", pointRadius: 18, pointBorderWidth: 3 },
+        showLine: false, pointStyle: "line", pointRadius: 18, pointBorderWidth: 3, order: 0 },
     ];
     if (extra) datasets.push({ type: "line", label: extra[0], data: data.hosts.map(extra[1]), borderColor: p.amber,
-                               backgroundColor: p.amber, showLine: false, pointStyle: "line", pointRadius: 18, pointBorderWidth: 3 });
+                               backgroundColor: p.amber, showLine: false, pointStyle: "line", pointRadius: 18, pointBorderWidth: 3,
+                               order: 0 });
     const options = baseOptions(p, { yTitle: unit, stacked: true });
     options.plugins.title = { display: true, text: title, color: p.text };
     return { data: { labels, datasets }, options };
