@@ -267,6 +267,12 @@ def _apply_live_op(uri: str, uuid: str, op: dict, active: bool) -> None:
         provision.update_live(uri, uuid, op["xml"])
 
 
+def _remember(job: Job, **values) -> None:
+    """Persist progress markers in the job's params so a re-delivered task can converge."""
+    job.params = {**job.params, **values}
+    Job.objects.filter(pk=job.pk).update(params=job.params)
+
+
 def _job_guest(job: Job) -> tuple[Host, str]:
     if job.host is None:
         raise GuestNotFound("The guest's host is gone.")
@@ -279,18 +285,18 @@ def run_edit(job: Job, report) -> str:
     params = job.params
     current = provision.inactive_xml(host.uri, uuid)
     ensure_baseline(host, uuid, current)
-    if sha256(current) != params["before_sha"]:
-        if sha256(current) == sha256(params["after"]):
-            return "Already applied."  # a redelivered task: converge
+    already_defined = params.get("defined_sha") == sha256(current)  # a re-delivered task after the define
+    if sha256(current) != params["before_sha"] and not already_defined:
         raise Conflict("The guest's definition changed since the preview; open the editor again.")
     created: list[str] = []
     try:
-        for op in params.get("pre_ops", []):
+        for op in [] if already_defined else params.get("pre_ops", []):
             report(20, f"Storage: {op['op'].replace('_', ' ')}")
             _apply_pre_op(host.uri, op, created)
-        if params["mode"] in ("config", "both"):
+        if params["mode"] in ("config", "both") and not already_defined:
             report(50, "Defining the new configuration")
             provision.define_validated(host.uri, params["after"])
+            _remember(job, defined_sha=sha256(provision.inactive_xml(host.uri, uuid)))
     except VirtError:
         for path in created:
             provision.delete_volume(host.uri, path)
@@ -476,7 +482,10 @@ def run_snapshot_create(job: Job, report) -> str:
     host, uuid = _job_guest(job)
     existing = {s["name"] for s in snapshots.list_snapshots(host.uri, uuid)}
     if job.params["name"] in existing:
+        if job.params.get("attempted"):
+            return f"Snapshot {job.params['name']} created."  # a re-delivered task: it got that far
         raise Conflict(f"A snapshot named {job.params['name']} exists already.")
+    _remember(job, attempted=True)
     report(30, "Taking the snapshot")
     name = snapshots.create(host.uri, uuid, job.params["xml"], disk_only=job.params["disk_only"])
     touch_inventory(host, uuid)

@@ -139,3 +139,15 @@ def test_submitting_the_current_values_offers_nothing_to_apply(operator_client, 
     assert page.status_code == 302
     follow = operator_client.get(page["Location"]).content.decode()
     assert "nothing to apply" in follow
+
+
+def test_a_redelivered_edit_task_converges_instead_of_failing(operator_client, guest):
+    from core.choices import JobStatus as Status
+
+    page = _preview(operator_client, guest, "general", GENERAL)
+    _apply(operator_client, guest, page)
+    job = run_job(Job.objects.get(kind="guest.edit"), svc.run_edit)
+    assert job.status == Status.SUCCEEDED
+    Job.objects.filter(pk=job.pk).update(status=Status.QUEUED)  # as if the broker delivered it again
+    job = run_job(job, svc.run_edit)
+    assert job.status == Status.SUCCEEDED, job.message
