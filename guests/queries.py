@@ -82,8 +82,12 @@ def filtered(guests: QuerySet, params: ListParams) -> QuerySet:
     return guests.order_by(order, "name", "pk")
 
 
+LIST_COLUMNS = ("uuid", "name", "title", "state", "vcpus", "memory_kib", "started_at", "cpu_percent", "graphics",
+                "host_id", "host__name", "host__status", "host__last_error")
+
+
 def guest_page(guests: QuerySet, params: ListParams, size: int) -> Page:
-    rows = filtered(guests.select_related("host"), params)
+    rows = filtered(guests.select_related("host").only(*LIST_COLUMNS), params)
     return Paginator(rows, size).get_page(params.page)
 
 

@@ -96,3 +96,15 @@ def test_samples_are_recorded_for_active_guests_only_and_rolled_up(synced):
     assert samples.roll_up(synced, now=now)["guest_5m"] == 0  # idempotent
     samples.roll_up(synced, now=now + timedelta(days=2))
     assert not GuestSample.objects.filter(resolution=Resolution.RAW).exists()  # raw kept 24 h
+
+
+def test_managed_save_then_restore_brings_the_guest_back(admin_user, synced, virt):
+    guest = Guest.objects.get(name="vdtest-beta")
+    dom = virt.lookupByUUIDString(guest.uuid)
+    assert _run(admin_user, guest, "save").status == "succeeded"
+    assert not dom.isActive() and dom.hasManagedSaveImage()
+    row = Guest.objects.get(pk=guest.pk)
+    assert row.state == "shutoff" and row.state_reason == "saved"
+    assert [a.name for a in services.offered_actions(admin_user, row)][:1] == ["restore"]
+    assert _run(admin_user, row, "restore").status == "succeeded"
+    assert dom.isActive() and not dom.hasManagedSaveImage()

@@ -142,3 +142,12 @@ def test_the_detail_page_shows_console_links_only_to_those_who_may_use_them(admi
     assert "Console (view only)" in viewer and "/serial/" not in viewer
     gamma = Guest.objects.get(name="vdtest-gamma")  # shut off: no console
     assert "/consoles/" not in admin_client.get(f"/guests/{gamma.uuid}/").content.decode()
+
+
+def test_rows_of_an_unreachable_host_keep_their_state_and_say_so(admin_client, synced):
+    synced.status, synced.last_error = "unreachable", "connection refused"
+    synced.save()
+    body = admin_client.get("/guests/").content.decode()
+    assert "host unreachable" in body and "Running" in body
+    detail = admin_client.get(f"/guests/{_alpha(synced).uuid}/overview/").content.decode()
+    assert "is unreachable" in detail and "last known state" in detail
