@@ -1,0 +1,37 @@
+"""The capacity report by e-mail: the overview's totals, what runs out first, what is wasted.
+
+Numbers are those the chosen user may see (core.policy), exactly as on the pages. Scheduling is
+cron or Celery beat calling `manage.py send_capacity_report` / `reports.tasks.send_capacity_report`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from reports import services, usage
+from reports.periods import Period
+from reports.services import TOTAL
+
+
+def build(user, period: Period) -> dict:
+    data = services.overview(user, period)
+    rows = services.forecasts(user, period, per_host=False).get(TOTAL, [])
+    return {
+        "user": user, "period": period, "data": data, "total": data.total,
+        "soonest": sorted((f for f in rows if f.when), key=lambda f: f.when),
+        "undated": [f for f in rows if not f.when],
+        "rs": usage.right_sizing(user, period),
+        "site": getattr(settings, "VIRTDASH_SITE_URL", ""),
+    }
+
+
+def send(user, period: Period, recipients: list[str]) -> int:
+    context = build(user, period)
+    subject = f"VirtDash capacity report: {period.label}"
+    text = render_to_string("reports/email/report.txt", context)
+    html = render_to_string("reports/email/report.html", context)
+    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, recipients)
+    message.attach_alternative(html, "text/html")
+    return message.send()
