@@ -101,54 +101,74 @@ def edit_guest(request, uuid):
     return render(request, "guests/provision/edit.html", context)
 
 
-def _section_change(section: str, request, guest: Guest):
-    """(summary, change(dom, active) -> Plan) for a posted section; raises EditError."""
-    post = request.POST
-    if section == "general":
-        form = forms.GeneralForm(post)
-        _valid(form)
-        data = {**form.cleaned_data, "autostart_now": provision.state(guest.host.uri, guest.uuid)["autostart"]}
-        return "CPU, memory and details", lambda dom, active: edit.plan_general(dom, data, active=active)
-    if section == "boot":
-        form = _valid(forms.BootForm(post))
-        order = [line for line in post.getlist("order") if line]
-        return "boot order", lambda dom, active: edit.plan_boot(dom, order, form.cleaned_data["boot_menu"])
-    if section == "display":
-        data = _valid(forms.DisplayForm(post)).cleaned_data
-        return "graphics and video", lambda dom, active: edit.plan_display(dom, data["graphics"], data["video"])
-    if section == "add_disk":
-        pools = [p["name"] for p in provision.pools(guest.host.uri) if p["active"]]
-        data = _valid(forms.AddDiskForm(post, pools=pools)).cleaned_data
-        pool_path = provision.pool(guest.host.uri, data["pool"])["path"] if data.get("pool") else ""
-        return (f"add disk {data['volume_name']}",
-                lambda dom, active: edit.plan_add_disk(dom, data, active=active, pool_path=pool_path))
-    if section == "remove_disk":
-        target = _valid(forms.DiskTargetForm(post)).cleaned_data["target"]
-        return f"remove disk {target}", lambda dom, active: edit.plan_remove_disk(dom, target, active=active)
-    if section == "resize_disk":
-        data = _valid(forms.ResizeDiskForm(post)).cleaned_data
-        return f"resize disk {data['target']}", lambda dom, active: edit.plan_resize_disk(
-            dom, data["target"], data["size"], active=active,
-            current_capacity=_capacity(guest, dom, data["target"]))
-    if section == "media":
-        data = _valid(forms.MediaForm(post, images=_images(guest.host.uri))).cleaned_data
-        path = data["path"] or None
-        return (f"{'insert' if path else 'eject'} media in {data['target']}",
-                lambda dom, active: edit.plan_media(dom, data["target"], path, active=active))
-    if section == "add_cdrom":
-        return "add CD drive", lambda dom, active: edit.plan_add_cdrom(dom, None)
-    if section == "add_nic":
-        data = _valid(forms.NicForm(post)).cleaned_data
-        return "add NIC", lambda dom, active: edit.plan_add_nic(dom, data["kind"], data["source"], data["model"],
-                                                                 active=active)
-    if section == "remove_nic":
-        mac = _valid(forms.NicRemoveForm(post)).cleaned_data["mac"]
-        return f"remove NIC {mac}", lambda dom, active: edit.plan_remove_nic(dom, mac, active=active)
-    if section == "change_nic":
-        data = _valid(forms.NicChangeForm(post)).cleaned_data
-        return f"change NIC {data['mac']}", lambda dom, active: edit.plan_change_nic(
-            dom, data["mac"], data["kind"], data["source"], data["model"])
-    raise Http404("No such section")
+def _general(post, guest):
+    data = {**_valid(forms.GeneralForm(post)).cleaned_data,
+            "autostart_now": provision.state(guest.host.uri, guest.uuid)["autostart"]}
+    return "CPU, memory and details", lambda dom, active: edit.plan_general(dom, data, active=active)
+
+
+def _boot(post, guest):
+    menu = _valid(forms.BootForm(post)).cleaned_data["boot_menu"]
+    order = [line for line in post.getlist("order") if line]
+    return "boot order", lambda dom, active: edit.plan_boot(dom, order, menu)
+
+
+def _display(post, guest):
+    data = _valid(forms.DisplayForm(post)).cleaned_data
+    return "graphics and video", lambda dom, active: edit.plan_display(dom, data["graphics"], data["video"])
+
+
+def _add_disk(post, guest):
+    pools = [p["name"] for p in provision.pools(guest.host.uri) if p["active"]]
+    data = _valid(forms.AddDiskForm(post, pools=pools)).cleaned_data
+    pool_path = provision.pool(guest.host.uri, data["pool"])["path"] if data.get("pool") else ""
+    return (f"add disk {data['volume_name']}",
+            lambda dom, active: edit.plan_add_disk(dom, data, active=active, pool_path=pool_path))
+
+
+def _remove_disk(post, guest):
+    target = _valid(forms.DiskTargetForm(post)).cleaned_data["target"]
+    return f"remove disk {target}", lambda dom, active: edit.plan_remove_disk(dom, target, active=active)
+
+
+def _resize_disk(post, guest):
+    data = _valid(forms.ResizeDiskForm(post)).cleaned_data
+    return f"resize disk {data['target']}", lambda dom, active: edit.plan_resize_disk(
+        dom, data["target"], data["size"], active=active, current_capacity=_capacity(guest, dom, data["target"]))
+
+
+def _media(post, guest):
+    data = _valid(forms.MediaForm(post, images=_images(guest.host.uri))).cleaned_data
+    path = data["path"] or None
+    return (f"{'insert' if path else 'eject'} media in {data['target']}",
+            lambda dom, active: edit.plan_media(dom, data["target"], path, active=active))
+
+
+def _add_cdrom(post, guest):
+    return "add CD drive", lambda dom, active: edit.plan_add_cdrom(dom, None)
+
+
+def _add_nic(post, guest):
+    data = _valid(forms.NicForm(post)).cleaned_data
+    return "add NIC", lambda dom, active: edit.plan_add_nic(dom, data["kind"], data["source"], data["model"],
+                                                             active=active)
+
+
+def _remove_nic(post, guest):
+    mac = _valid(forms.NicRemoveForm(post)).cleaned_data["mac"]
+    return f"remove NIC {mac}", lambda dom, active: edit.plan_remove_nic(dom, mac, active=active)
+
+
+def _change_nic(post, guest):
+    data = _valid(forms.NicChangeForm(post)).cleaned_data
+    return f"change NIC {data['mac']}", lambda dom, active: edit.plan_change_nic(
+        dom, data["mac"], data["kind"], data["source"], data["model"])
+
+
+# Each posted section → (summary, change(dom, active) -> Plan); parsing raises EditError.
+SECTIONS = {"general": _general, "boot": _boot, "display": _display, "add_disk": _add_disk,
+            "remove_disk": _remove_disk, "resize_disk": _resize_disk, "media": _media, "add_cdrom": _add_cdrom,
+            "add_nic": _add_nic, "remove_nic": _remove_nic, "change_nic": _change_nic}
 
 
 def _valid(form):
@@ -168,7 +188,9 @@ def _capacity(guest: Guest, dom, target: str) -> int:
 def edit_preview(request, uuid, section: str):
     guest = _guest(request, uuid, Action.MANAGE, "guest.edit")
     try:
-        summary, change = _section_change(section, request, guest)
+        if section not in SECTIONS:
+            raise Http404("No such section")
+        summary, change = SECTIONS[section](request.POST, guest)
         pending = svc.plan_change(guest, summary, change)
     except (edit.EditError, VirtError) as exc:
         svc.audit_refused(request.user, "guest.edit", guest, str(exc))

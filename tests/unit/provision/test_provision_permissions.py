@@ -77,3 +77,7 @@ def test_the_guest_page_offers_the_actions_the_persona_may_use(request, guest, p
 def test_the_guest_list_has_a_new_guest_button_for_managers(request, persona, shown):
     page = request.getfixturevalue(f"{persona}_client").get("/guests/").content.decode()
     assert ('href="/guests/new/"' in page) == shown
+
+
+def test_an_unknown_edit_section_is_not_found(admin_client, guest):
+    assert admin_client.post(f"/guests/{guest.uuid}/edit/format-disk/", {}).status_code == 404
