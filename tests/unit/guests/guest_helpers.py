@@ -10,7 +10,7 @@ HOSTILE_NAMES = ['<script>alert(1)<\\script>', 'quote"and\'apostrophe', "Gäste-
 
 
 def domain_xml(name: str, *, running: bool = True, uuid: str | None = None, memory_mib: int = 64, vcpus: int = 1,
-               extra_devices: str = "", title: str = "") -> str:
+               extra_devices: str = "", title: str = "", disk_path: str | None = None) -> str:
     """A test-driver domain (tests only; the product builds XML with virtdash.xml)."""
     state = "" if running else "<!-- shutoff -->"
     return f"""<domain type='test'>{state}
@@ -19,7 +19,7 @@ def domain_xml(name: str, *, running: bool = True, uuid: str | None = None, memo
   <memory unit='MiB'>{memory_mib}</memory><vcpu>{vcpus}</vcpu>
   <os><type arch='x86_64'>hvm</type><boot dev='hd'/></os>
   <devices>
-    <disk type='file' device='disk'><source file='/var/lib/vdtest/{uuid_mod.uuid4().hex}.img'/>
+    <disk type='file' device='disk'><source file='{disk_path or f"/var/lib/vdtest/{uuid_mod.uuid4().hex}.img"}'/>
       <target dev='vda' bus='virtio'/></disk>
     <interface type='network'><mac address='52:54:00:00:00:01'/><source network='default'/>
       <model type='virtio'/></interface>

@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from core import jobs
+from core.models import Job
 from guests import samples, services
 from guests.models import Guest, GuestSample, HostSample, Resolution
 from hosts.virt import stats
@@ -108,3 +109,44 @@ def test_managed_save_then_restore_brings_the_guest_back(admin_user, synced, vir
     assert [a.name for a in services.offered_actions(admin_user, row)][:1] == ["restore"]
     assert _run(admin_user, row, "restore").status == "succeeded"
     assert dom.isActive() and not dom.hasManagedSaveImage()
+
+
+POOL = """<pool type='dir'><name>vdtest-pool</name><capacity>107374182400</capacity>
+  <allocation>0</allocation><available>107374182400</available>
+  <target><path>/vdtest-pool</path></target>
+  <volume type='file'><name>vdtest-a.img</name><capacity>1073741824</capacity><allocation>0</allocation>
+    <target><path>/vdtest-pool/vdtest-a.img</path></target></volume>
+  <volume type='file'><name>vdtest-keep.img</name><capacity>1073741824</capacity><allocation>0</allocation>
+    <target><path>/vdtest-pool/vdtest-keep.img</path></target></volume>
+</pool>"""
+
+
+def test_delete_removes_only_the_chosen_volumes(admin_user, admin_client, db, tmp_path):
+    from guest_helpers import domain_xml, write_node
+
+    from guests import inventory
+    from hosts.models import Host
+    from hosts.virt import connections
+
+    disk = "<disk type='file' device='disk'><source file='/vdtest-pool/vdtest-keep.img'/><target dev='vdb'/></disk>"
+    xml = domain_xml("vdtest-vols", extra_devices=disk, disk_path="/vdtest-pool/vdtest-a.img")
+    uri = write_node(tmp_path / "node.xml", [xml, POOL])
+    host = Host.objects.create(name="vols", uri=uri, status="connected")
+    virt = connections.connection(uri)
+    try:
+        inventory.resync(host, full=True)
+        guest = Guest.objects.get(name="vdtest-vols")
+        assert {d["source"] for d in guest.summary["disks"]} == {"/vdtest-pool/vdtest-a.img",
+                                                                  "/vdtest-pool/vdtest-keep.img"}
+        response = admin_client.post(f"/guests/{guest.uuid}/delete/", {
+            "confirm": "vdtest-vols", "force": "on", "volume": ["/vdtest-pool/vdtest-a.img"]})
+        assert response.status_code == 302
+        job = Job.objects.get()
+        jobs.run(job.pk, services.perform_delete)
+        job.refresh_from_db()
+        assert job.status == "succeeded", job.message
+        volumes = virt.storagePoolLookupByName("vdtest-pool").listVolumes()
+        assert volumes == ["vdtest-keep.img"]
+        assert "vdtest-vols" not in [d.name() for d in virt.listAllDomains()]
+    finally:
+        connections.drop(uri)
