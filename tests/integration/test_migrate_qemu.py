@@ -1,8 +1,10 @@
 """Moving a guest between two real libvirtds through the web server, the Celery worker and the watcher.
 
 Two extra daemons (tests/second_libvirtd.py) at 127.0.0.4 and 127.0.0.5, each with its own
-migration address, port range and host UUID. The guest is diskless TCG (64 MiB, no NIC, no
-display): live migration needs no shared storage. Guests are destroyed and the daemons stopped
+migration address, port range and host UUID. The guest is the tiny kernel-boot guest
+(scripts/build-tiny-guest.sh: TCG, 96 MiB, no disk, no NIC, no display, serial pty): it needs no
+shared storage, and its booted kernel dirties enough memory that a 2 MiB/s limit keeps a
+migration running long enough to cancel it. Guests are destroyed and the daemons stopped
 at teardown.
 """
 
@@ -21,9 +23,10 @@ import pytest
 from core.models import Job
 from guests.models import Guest
 from hosts.models import Host
+from tests.integration.console_guests import TINY_DIR, ensure_tiny_guest
 from tests.second_libvirtd import SecondLibvirtd
 from tests.stack import session_cookie, wait_until
-from virtdash.xml import Domain
+from virtdash.xml import Console, Domain, Serial
 
 
 def _post(url: str, session: str, data: dict) -> int:
@@ -81,17 +84,35 @@ def two_hosts(services):
             daemon.stop()
 
 
-def _migrate(stack, session: str, guest: Guest, dest: Host) -> tuple[Job, list[int]]:
-    """POST the form, then follow the Job row; returns the finished job and the progress seen."""
-    assert _post(f"{stack.url}/guests/{guest.uuid}/migrate/", session, {"destination": dest.pk}) == 302
+def tiny_guest_xml(name: str) -> str:
+    dom = Domain.new(name, 96, 1, "qemu")
+    dom.kernel, dom.initrd = str(TINY_DIR / "vmlinuz"), str(TINY_DIR / "initrd.gz")
+    dom.cmdline = "console=ttyS0"
+    dom.boot_devs = []
+    dom.add_device(Serial.new("pty"))
+    dom.add_device(Console.new("pty", "serial"))
+    return dom.to_string()
+
+
+def _migrate(stack, session: str, guest: Guest, dest: Host, *, bandwidth: int = 0,
+             cancel_when: str = "") -> tuple[Job, list[int]]:
+    """POST the form, then follow the Job row (cancelling it once its message starts with
+    `cancel_when`); returns the finished job and the progress values seen."""
+    url = f"{stack.url}/guests/{guest.uuid}/migrate/"
+    before = Job.objects.filter(kind="guest.migrate").count()
+    assert _post(url, session, {"destination": dest.pk, "bandwidth": bandwidth}) == 302
     seen: list[int] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         job = Job.objects.filter(kind="guest.migrate", guest_uuid=guest.uuid).order_by("-pk").first()
-        if job and job.progress not in seen:
+        assert job is not None and Job.objects.filter(kind="guest.migrate").count() == before + 1
+        if job.progress not in seen:
             seen.append(job.progress)
-        if job and job.is_finished:
+        if job.is_finished:
             return job, seen
+        if cancel_when and job.message.startswith(cancel_when):
+            assert _post(f"{url}{job.pk}/cancel/", session, {}) == 302
+            cancel_when = ""
         time.sleep(0.05)
     raise AssertionError("the migration job did not finish within 60 s")
 
@@ -105,13 +126,14 @@ def _on(conn, uuid: str):
         return None
 
 
-def test_a_running_guest_moves_live_and_a_shut_off_one_moves_back_offline(stack, two_hosts, admin_user,
-                                                                          guest_name):
+def test_a_running_guest_moves_live_a_cancelled_move_leaves_it_and_shut_off_it_moves_offline(
+        stack, two_hosts, admin_user, guest_name):
     import libvirt
 
+    ensure_tiny_guest()
     a, b = two_hosts
     conn_a, conn_b = libvirt.open(a.uri), libvirt.open(b.uri)
-    dom = conn_a.defineXML(Domain.new(guest_name, 64, 1, "qemu").to_string())
+    dom = conn_a.defineXML(tiny_guest_xml(guest_name))
     dom.create()
     uuid = dom.UUIDString()
     host_a = Host.objects.create(name="mig-a", uri=a.uri)
@@ -120,6 +142,13 @@ def test_a_running_guest_moves_live_and_a_shut_off_one_moves_back_offline(stack,
                      message="guest listed on A")
     wait_until(lambda: Host.objects.filter(pk=host_b.pk, status="connected").exists(), 30, message="B connected")
     session = session_cookie(admin_user)
+
+    started = time.monotonic()
+    job, seen = _migrate(stack, session, row, host_b, bandwidth=2, cancel_when="Copying memory")
+    print(f"cancelled migration job: {time.monotonic() - started:.1f} s, progress seen {seen}; {job.message}")
+    assert job.status == "failed" and "was cancelled; it keeps running on the source host" in job.message
+    assert _on(conn_a, uuid).isActive() and _on(conn_b, uuid) is None
+    assert list(Guest.objects.filter(uuid=uuid).values_list("host_id", flat=True)) == [host_a.pk]
 
     started = time.monotonic()
     job, seen = _migrate(stack, session, row, host_b)
