@@ -117,13 +117,31 @@ def _average(rows: list[dict], figures: tuple[str, ...]) -> dict:
 
 def _roll(model, owner: str, scope: dict, source: int, target: int, figures: tuple[str, ...],
           now: datetime) -> int:
-    """Average `source` rows into complete `target` buckets after the last one written."""
+    """Average `source` rows into complete `target` buckets after the last one written.
+
+    Works through the backlog in windows (12 buckets, at least an hour) so a watcher that was
+    down for a day never loads a day of raw samples at once.
+    """
     end = _bucket(now, target)  # only complete buckets
     done = model.objects.filter(**scope, resolution=target).order_by("-time").first()
-    start = done.time + timedelta(seconds=target) if done else None
-    rows = model.objects.filter(**scope, resolution=source, time__lt=end)
-    if start is not None:
-        rows = rows.filter(time__gte=start)
+    if done is not None:
+        start = done.time + timedelta(seconds=target)
+    else:
+        oldest = model.objects.filter(**scope, resolution=source).order_by("time").first()
+        if oldest is None:
+            return 0
+        start = _bucket(oldest.time, target)
+    window = timedelta(seconds=max(target * 12, 3600))
+    written = 0
+    while start < end:
+        stop = min(end, start + window)
+        written += _roll_window(model, owner, scope, source, target, figures, start, stop)
+        start = stop
+    return written
+
+
+def _roll_window(model, owner, scope, source, target, figures, start, stop) -> int:
+    rows = model.objects.filter(**scope, resolution=source, time__gte=start, time__lt=stop)
     groups: dict[tuple[int, datetime], list[dict]] = defaultdict(list)
     for row in rows.values(f"{owner}_id", "time", "count", *figures):
         groups[(row[f"{owner}_id"], _bucket(row["time"], target))].append(row)

@@ -195,15 +195,44 @@ def perform_bulk(job: Job, report: jobs.Report) -> str:
     action = ACTIONS[job.params["action"]]
     guests = list(Guest.objects.select_related("host").filter(pk__in=job.params["guests"]))
     done = {item["name"] for item in job.items}  # a re-run after a crash skips finished items
-    for index, guest in enumerate(guests):
-        if guest.name in done:
-            continue
+    guests = [g for g in guests if g.name not in done]
+    if action.name == "shutdown":
+        _bulk_shutdown(job, guests, report)
+    for index, guest in enumerate(guests if action.name != "shutdown" else []):
         job.items.append(_bulk_item(guest, action))
         report(int(100 * (index + 1) / max(1, len(guests))), f"{action.label}: {index + 1} of {len(guests)}")
     failed = [i for i in job.items if not i["ok"]]
     if failed:
         raise VirtError(f"{action.label}: {len(job.items) - len(failed)} succeeded, {len(failed)} failed.")
     return f"{action.label}: all {len(job.items)} guests done."
+
+
+def _bulk_shutdown(job: Job, guests: list[Guest], report: jobs.Report) -> None:
+    """ACPI to every guest first, then one shared deadline: N guests take one timeout, not N."""
+    waiting: dict[str, Guest] = {}
+    for guest in guests:
+        item = _bulk_item(guest, GuestAction("shutdown", "Shut down", Action.OPERATE,
+                                             lambda g: domains.shutdown(g.host.uri, g.uuid), RUNNING))
+        if item["ok"]:
+            waiting[guest.name] = guest
+        else:
+            job.items.append(item)
+    timeout = settings.VIRTDASH_SHUTDOWN_TIMEOUT
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        for name, guest in list(waiting.items()):
+            try:
+                stopped = state_from_libvirt(domains.state(guest.host.uri, guest.uuid)) not in ACTIVE_STATES
+            except GuestNotFound:
+                stopped = True
+            if stopped:
+                job.items.append({"name": name, "ok": True, "message": "shut down"})
+                inventory.refresh_after_action(waiting.pop(name))
+        report(int(100 * len(job.items) / max(1, len(guests))), f"Shut down {len(job.items)} of {len(guests)}")
+        if waiting:
+            time.sleep(POLL_SECONDS)
+    for name in waiting:
+        job.items.append({"name": name, "ok": False, "message": f"did not shut down within {timeout} s; force it off"})
 
 
 def _bulk_item(guest: Guest, action: GuestAction) -> dict:

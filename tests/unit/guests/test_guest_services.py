@@ -150,3 +150,14 @@ def test_delete_removes_only_the_chosen_volumes(admin_user, admin_client, db, tm
         assert "vdtest-vols" not in [d.name() for d in virt.listAllDomains()]
     finally:
         connections.drop(uri)
+
+
+def test_a_bulk_shutdown_waits_once_for_all_guests(admin_user, synced, virt):
+    guests = list(Guest.objects.filter(host=synced, state="running"))
+    job = jobs.create(admin_user, "guest.bulk-shutdown", target_name="2 guests",
+                      params={"action": "shutdown", "guests": [g.pk for g in guests]})
+    jobs.run(job.pk, services.perform_bulk)
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.items
+    assert sorted(i["name"] for i in job.items) == ["vdtest-alpha", "vdtest-beta"]
+    assert not any(d.isActive() for d in virt.listAllDomains())

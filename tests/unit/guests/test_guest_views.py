@@ -30,9 +30,19 @@ def test_guest_pages_answer_each_persona_by_role(request, synced, persona, suffi
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
-def test_the_list_shows_guests_only_to_those_who_may_see_them(request, synced, persona):
-    body = request.getfixturevalue(persona).get("/guests/").content.decode()
-    assert ("vdtest-alpha" in body) == (persona != "outsider_client")
+@pytest.mark.parametrize("url", ["/guests/", "/guests/rows/"])
+def test_the_list_shows_guests_only_to_those_who_may_see_them(request, synced, persona, url):
+    response = request.getfixturevalue(persona).get(url)
+    assert response.status_code == 200
+    assert ("vdtest-alpha" in response.content.decode()) == (persona != "outsider_client")
+
+
+@pytest.mark.parametrize("persona", ["viewer_client", "outsider_client"])
+def test_bulk_actions_are_refused_to_those_who_may_not_operate(request, synced, persona):
+    ids = list(Guest.objects.values_list("pk", flat=True))
+    response = request.getfixturevalue(persona).post("/guests/bulk/", {"action": "destroy", "guest": ids})
+    assert response.status_code in (302, 403)
+    assert not Job.objects.exists()
 
 
 @pytest.mark.parametrize("persona,allowed", [("admin_client", True), ("operator_client", True),
