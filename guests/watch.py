@@ -15,6 +15,7 @@ from django.conf import settings
 
 from guests import inventory, samples
 from hosts.models import Host
+from hosts.virt.errors import VirtError
 from hosts.virt.events import DomainEvent
 from hosts.virt.stats import HostRead
 
@@ -45,14 +46,24 @@ class InventoryHooks:
         state.next_poll = time.monotonic() + self._poll_seconds()
 
     def on_event(self, host: Host, event: DomainEvent) -> None:
-        inventory.refresh_guest(host, event.uuid, event.kind if event.kind == "reboot" else event.event)
+        try:
+            inventory.refresh_guest(host, event.uuid, event.kind if event.kind == "reboot" else event.event)
+        except VirtError as exc:
+            if exc.transient:
+                raise  # the host is gone: the watcher reconnects and resyncs in full
+            log.warning("re-reading %s on %s after %s failed: %s", event.name, host.name, event.event, exc)
 
     def on_tick(self, host: Host) -> None:
         state = self._state(host)
         now = time.monotonic()
         if now >= state.next_poll:
             state.next_poll = now + self._poll_seconds()
-            self.poll(host, state)
+            try:
+                self.poll(host, state)
+            except VirtError as exc:
+                if exc.transient:
+                    raise
+                log.warning("bulk read of %s failed: %s", host.name, exc)  # one odd guest must not mark it down
         if now >= state.next_roll_up:
             state.next_roll_up = now + ROLL_UP_SECONDS
             samples.roll_up(host)
