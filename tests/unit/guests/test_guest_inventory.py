@@ -86,3 +86,22 @@ def test_a_domain_without_state_stats_is_still_read(node_host):
     inventory.resync(node_host, full=True)
     assert Guest.objects.get(name="vdtest-alpha").memory_kib == 64 * 1024
     assert libvirt.VIR_DOMAIN_RUNNING == 1
+
+
+def test_watcher_hooks_resync_on_connect_follow_events_and_poll(node_host, virt):
+    from guests.watch import InventoryHooks
+    from hosts.virt.events import DomainEvent
+
+    hooks = InventoryHooks()
+    hooks.on_connected(node_host)
+    assert Guest.objects.filter(host=node_host).count() == 3
+    gamma = virt.lookupByName("vdtest-gamma")
+    gamma.create()
+    hooks.on_event(node_host, DomainEvent(gamma.UUIDString(), gamma.name(), "lifecycle", "started"))
+    assert Guest.objects.get(name="vdtest-gamma").state == "running"
+    virt.lookupByName("vdtest-alpha").destroy()  # no event delivered: the periodic poll repairs it
+    hooks.hosts[node_host.pk].next_poll = 0
+    hooks.on_tick(node_host)
+    assert Guest.objects.get(name="vdtest-alpha").state == "shutoff"
+    hooks.on_disconnected(node_host)
+    assert Guest.objects.get(name="vdtest-beta").state == "running"  # rows keep their last state
