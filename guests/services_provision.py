@@ -90,6 +90,19 @@ def record_current(host: Host, uuid: str, *, source: str, actor=None, note: str 
     return record_version(host, uuid, xml, source=source, actor=actor, note=note)
 
 
+def sync_history(guest: Guest) -> None:
+    """Keep the definition as it is now if it differs from the newest version (a change made
+    while no watcher was listening); the history page calls this before listing."""
+    try:
+        xml = provision.inactive_xml(guest.host.uri, guest.uuid)
+    except VirtError:
+        return  # host unreachable or guest gone: show what we have
+    latest = versions(guest).first()
+    if latest is None or latest.sha256 != sha256(xml):
+        record_version(guest.host, guest.uuid, xml, source=ConfigVersion.Source.EVENT,
+                       note="as found" if latest is None else "changed while VirtDash was not watching")
+
+
 def versions(guest: Guest):
     return ConfigVersion.objects.filter(host_id=guest.host_id, guest_uuid=guest.uuid)
 

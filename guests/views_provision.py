@@ -255,6 +255,7 @@ def raw_xml(request, uuid):
 @require_GET
 def history(request, uuid):
     guest = _guest(request, uuid, Action.MANAGE, "guest.history")
+    svc.sync_history(guest)
     rows = list(svc.versions(guest)[:200])
     by_id = {v.pk: v for v in rows}
     diff, a, b = None, None, None

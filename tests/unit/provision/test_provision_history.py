@@ -93,3 +93,13 @@ def test_the_first_edit_keeps_the_definition_as_found_so_it_can_be_rolled_back(o
     found, edited = reversed(list(svc.versions(guest)))
     assert "131072" in found.xml and found.note == "as found before the first change"
     assert "65536" in edited.xml and edited.actor_name == "oscar-operator"
+
+
+def test_the_history_page_catches_changes_made_while_nobody_watched(admin_client, guest):
+    admin_client.get(f"/guests/{guest.uuid}/history/")
+    assert [v.note for v in svc.versions(guest)] == ["as found"]
+    _define_with_memory(guest, 96)  # no watcher in unit tests: the event is not seen
+    page = admin_client.get(f"/guests/{guest.uuid}/history/").content.decode()
+    assert "changed while VirtDash was not watching" in page and 'class="diff-add"' in page
+    admin_client.get(f"/guests/{guest.uuid}/history/")
+    assert svc.versions(guest).count() == 2
