@@ -86,7 +86,7 @@ def test_a_guest_on_the_hosts_loopback_is_reached_through_an_ssh_tunnel(sshd, vn
     graphics = console_info("qemu:///system", vnc_guest.UUIDString()).first("vnc")
     target = resolve(f"qemu+ssh://root@127.0.0.1:{port}/system", graphics)
     assert target.via_ssh and target.host == "127.0.0.1"
-    assert vnc_guest.name() in asyncio.run(_handshake_through(target))
+    assert vnc_guest.name() in run(_handshake_through(target))
 
 
 def test_an_unknown_host_key_is_refused(sshd, vnc_guest, monkeypatch):
@@ -96,4 +96,12 @@ def test_an_unknown_host_key_is_refused(sshd, vnc_guest, monkeypatch):
     graphics = console_info("qemu:///system", vnc_guest.UUIDString()).first("vnc")
     target = resolve(f"qemu+ssh://root@127.0.0.1:{port}/system", graphics)
     with pytest.raises(RuntimeError, match="[Hh]ost key verification failed"):
-        asyncio.run(_handshake_through(target))
+        run(_handshake_through(target))
+
+
+def run(coro):
+    """asyncio.run in a thread of its own: Playwright's sync API may own this thread's loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -39,4 +39,12 @@ def test_a_user_cannot_open_more_than_the_allowed_number_of_console_sessions():
         for session in [*held[1:], again]:
             await sessions.release(user_id, session)
 
-    asyncio.run(scenario())
+    run(scenario())
+
+
+def run(coro):
+    """asyncio.run in a thread of its own: Playwright's sync API may own this thread's loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

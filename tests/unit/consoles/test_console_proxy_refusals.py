@@ -98,7 +98,11 @@ def _host_id():
 
 
 def run(coro):
-    return asyncio.run(coro)
+    """asyncio.run in a thread of its own: Playwright's sync API may own this thread's loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def test_a_valid_token_gets_the_rfb_banner(operator_user, guests):
