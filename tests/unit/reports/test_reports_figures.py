@@ -192,8 +192,15 @@ def test_the_breakdown_puts_guests_without_an_owner_under_unassigned(seeded, adm
     owners = defaultdict(int)
     for guest in Guest.objects.all():
         owners[guest.owner or "unassigned"] += guest.vcpus
+    start, end = window(LONG)
+    memory_avg = defaultdict(float)
+    for guest in Guest.objects.all():
+        used = [s.memory_used for s in guest.samples.filter(resolution=Resolution.HOUR, time__gte=start, time__lt=end)]
+        memory_avg[guest.owner or "unassigned"] += sum(used) / len(used) if used else 0.0
     rows = read_csv(admin_client.get("/reports/breakdown.csv", {**LONG, "by": "owner"}))
     assert {r["owner"]: int(r["vcpus"]) for r in rows} == owners
+    for row in rows:
+        assert float(row["memory_used_avg_bytes"]) == pytest.approx(memory_avg[row["owner"]], rel=1e-6)
     html = admin_client.get("/reports/breakdown/", {**LONG, "by": "team"}).content.decode()
     assert 'data-group="unassigned"' in html
 
