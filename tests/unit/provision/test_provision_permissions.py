@@ -81,3 +81,16 @@ def test_the_guest_list_has_a_new_guest_button_for_managers(request, persona, sh
 
 def test_an_unknown_edit_section_is_not_found(admin_client, guest):
     assert admin_client.post(f"/guests/{guest.uuid}/edit/format-disk/", {}).status_code == 404
+
+
+def test_a_task_refuses_when_the_actor_lost_the_permission_while_it_waited(operator_user, guest):
+    from core.choices import JobStatus
+    from guests.tasks_provision import guarded
+    from tests.unit.provision.conftest import run_job
+
+    job = svc.queue_snapshot(operator_user, guest, name="late", description="", memory=False, disk_only=False)
+    operator_user.groups.clear()
+    operator_user = type(operator_user).objects.get(pk=operator_user.pk)  # drop the cached role
+    job = run_job(job, guarded("run_snapshot_create"))
+    assert job.status == JobStatus.FAILED and "no longer allowed" in job.message
+    assert svc.snapshot_list(guest) == []
