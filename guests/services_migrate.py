@@ -118,7 +118,13 @@ def _bandwidth(value) -> int:
     return bandwidth
 
 
-def request_migration(actor, guest: Guest, dest: Host, *, bandwidth_mib=0) -> Job:
+def local_disks(guest: Guest) -> list[dict]:
+    """Writable disks with a source, as the inventory last read them (what a storage copy moves)."""
+    return [d for d in guest.summary.get("disks") or []
+            if d.get("source") and d.get("device", "disk") == "disk" and not d.get("readonly")]
+
+
+def request_migration(actor, guest: Guest, dest: Host, *, bandwidth_mib=0, copy_storage: bool = False) -> Job:
     """Queue moving `guest` to `dest` (PermissionDenied, MigrationRefused, jobs.JobRefused)."""
     check_allowed(actor, guest, dest)
     if dest.pk == guest.host_id:
@@ -129,8 +135,11 @@ def request_migration(actor, guest: Guest, dest: Host, *, bandwidth_mib=0) -> Jo
     if guest.host.status != HostStatus.CONNECTED:
         raise MigrationRefused(f"The guest's host {guest.host.name} is not connected: it cannot be moved now.")
     mode = mode_for(guest)
+    if copy_storage and mode != "live":
+        raise MigrationRefused("Disks are copied only during a live migration; copy a shut-off guest's disks "
+                               "yourself, then move it offline.")
     params = {"destination": dest.pk, "destination_name": dest.name, "source": guest.host_id, "mode": mode,
-              "bandwidth_mib": _bandwidth(bandwidth_mib)}
+              "bandwidth_mib": _bandwidth(bandwidth_mib), "copy_storage": bool(copy_storage)}
     job = jobs.create(actor, KIND, guest=guest, params=params,
                       target_name=guest.name)
     from guests.tasks_migrate import migrate_guest
@@ -193,8 +202,11 @@ def sync_inventory(uuid: str, source: Host, dest: Host) -> None:
             log.warning("re-reading %s on %s failed", uuid, host.name, exc_info=True)
 
 
-def _storage_refusal(name: str, place: migration.GuestPlace, dest: Host, live: bool) -> str:
+def _storage_refusal(name: str, place: migration.GuestPlace, dest: Host, live: bool, copy: bool) -> str:
     local = [d for d in place.disks if d.needs_storage]
+    if copy and local:
+        problems = migration.copy_problems(dest.uri, local)
+        return (f"{name}'s disks cannot be copied to {dest.name}: " + "; ".join(problems) + ".") if problems else ""
     missing = migration.missing_on(dest.uri, local)
     if not missing:
         return ""
@@ -202,18 +214,19 @@ def _storage_refusal(name: str, place: migration.GuestPlace, dest: Host, live: b
     if live:
         return (f"{name} has local disks that {dest.name} cannot reach ({paths}). Live migration needs shared "
                 "storage — the same disk paths in a storage pool both hosts use (NFS, Ceph, iSCSI...) — or a "
-                "storage copy, which VirtDash does not do yet. Diskless and kernel-boot guests need neither.")
+                "storage copy (tick “copy disks”; the destination needs pools at the same paths). Diskless and "
+                "kernel-boot guests need neither.")
     return (f"{name}'s disks are not in any storage pool of {dest.name} ({paths}). Copy them to the same paths "
             f"in a pool on {dest.name} (or use shared storage) before moving the guest offline.")
 
 
-def _preflight(name: str, uuid: str, source: Host, dest: Host, place: migration.GuestPlace) -> None:
+def _preflight(name: str, uuid: str, source: Host, dest: Host, place: migration.GuestPlace, copy: bool) -> None:
     if place.snapshots:
         raise OperationRefused(f"{name} has {place.snapshots} snapshot(s); libvirt cannot move snapshots to "
                                "another host. Delete them first, or keep the guest where it is.")
     if migration.name_taken_by_other(dest.uri, name, uuid):
         raise Conflict(f"{dest.name} already has another guest named {name}: rename one of them first.")
-    problem = _storage_refusal(name, place, dest, live=place.active)
+    problem = _storage_refusal(name, place, dest, live=place.active, copy=copy and place.active)
     if problem:
         raise OperationRefused(problem)
 
@@ -237,14 +250,18 @@ def _reporter(report: jobs.Report, dest: Host):
     return on_progress
 
 
-def _move_live(job: Job, name: str, uuid: str, source: Host, dest: Host, report: jobs.Report) -> str:
-    report(10, f"Starting live migration of {name} to {dest.name}")
+def _move_live(job: Job, name: str, uuid: str, source: Host, dest: Host, report: jobs.Report,
+               place: migration.GuestPlace) -> str:
+    copy = [d.target for d in place.disks if d.needs_storage] if job.params.get("copy_storage") else []
+    report(10, f"Starting live migration of {name} to {dest.name}" + (" with its disks" if copy else ""))
     outcome = migration.migrate_live(source.uri, dest.uri, uuid, on_progress=_reporter(report, dest),
                                      should_cancel=_CancelFlag(job.pk),
-                                     bandwidth_mib=int(job.params.get("bandwidth_mib") or 0))
+                                     bandwidth_mib=int(job.params.get("bandwidth_mib") or 0), copy_disks=copy)
     sent = f", {outcome.transferred / 2**20:.1f} MiB sent" if outcome.transferred else ""
     downtime = f", {outcome.downtime_ms} ms paused" if outcome.downtime_ms is not None else ""
-    return f"{name} now runs on {dest.name} (live migration in {outcome.seconds:.1f} s{sent}{downtime})."
+    copied = (f" Its disks ({', '.join(copy)}) were copied; the originals on {source.name} remain — delete them "
+              "when you no longer need them.") if copy else ""
+    return f"{name} now runs on {dest.name} (live migration in {outcome.seconds:.1f} s{sent}{downtime}).{copied}"
 
 
 def _move_offline(name: str, uuid: str, source: Host, dest: Host, report: jobs.Report) -> str:
@@ -271,9 +288,9 @@ def perform_migration(job: Job, report: jobs.Report) -> str:
             raise GuestNotFound(f"{name} is on neither {source.name} nor {dest.name} any more.")
         if there.active:
             raise Conflict(f"{name} runs on both {source.name} and {dest.name}; resolve this by hand.")
-        _preflight(here.name or name, uuid, source, dest, here)
+        _preflight(here.name or name, uuid, source, dest, here, bool(job.params.get("copy_storage")))
         if here.active:
-            return _move_live(job, here.name or name, uuid, source, dest, report)
+            return _move_live(job, here.name or name, uuid, source, dest, report, here)
         return _move_offline(here.name or name, uuid, source, dest, report)
     finally:
         sync_inventory(uuid, source, dest)

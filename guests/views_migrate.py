@@ -35,7 +35,7 @@ def _context(request, guest: Guest, **extra) -> dict:
     except services.MigrationRefused as exc:
         mode, mode_error = "", str(exc)
     return {"guest": guest, "destinations": services.destinations(request.user, guest), "mode": mode,
-            "mode_error": mode_error, "job": last,
+            "mode_error": mode_error, "job": last, "local_disks": services.local_disks(guest),
             "running": last is not None and last.status in (JobStatus.QUEUED, JobStatus.RUNNING), **extra}
 
 
@@ -52,7 +52,8 @@ def migrate(request, uuid):
     else:
         try:
             job = services.request_migration(request.user, guest, dest,
-                                             bandwidth_mib=request.POST.get("bandwidth", "0").strip())
+                                             bandwidth_mib=request.POST.get("bandwidth", "0").strip(),
+                                             copy_storage=request.POST.get("copy_storage") == "on")
         except (services.MigrationRefused, JobRefused) as exc:
             error = str(exc)
         else:

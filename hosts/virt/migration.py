@@ -14,6 +14,7 @@ reports progress, and can abort the job. Failures become messages an operator ca
 
 from __future__ import annotations
 
+import posixpath
 import threading
 import time
 import urllib.parse
@@ -24,7 +25,7 @@ import libvirt
 
 from hosts.virt import connections
 from hosts.virt.errors import Conflict, GuestNotFound, HostUnreachable, OperationRefused, VirtError
-from virtdash.xml import Domain
+from virtdash.xml import Domain, StoragePool
 
 LIVE_FLAGS = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
 MIGRATE_TIMEOUT = 3300  # seconds for the blocking migrate3 call; the Celery task's limit is 3600
@@ -178,6 +179,35 @@ def missing_on(uri: str, disks: list[DiskInfo]) -> list[DiskInfo]:
                             what="looking up disks on the destination")
 
 
+def _pool_path(pool: libvirt.virStoragePool) -> str:
+    """The pool's target path, normalised (storagePoolLookupByTargetPath is not in every driver)."""
+    path = StoragePool.parse(pool.XMLDesc(0)).target_path or ""
+    return posixpath.normpath(path) if path else ""
+
+
+def _copy_problem(conn: libvirt.virConnect, disk: DiskInfo) -> str:
+    if disk.type != "file":
+        return f"{disk.target}: only file disks can be copied (this one is a {disk.type} disk)"
+    if _has_volume(conn, disk):
+        return (f"{disk.target}: the destination already has a volume at {disk.source} — if that is shared "
+                "storage, migrate without copying; otherwise remove that volume there first")
+    folder = posixpath.normpath(posixpath.dirname(disk.source))
+    if not any(p.isActive() and _pool_path(p) == folder for p in conn.listAllStoragePools()):
+        return (f"{disk.target}: the destination has no active storage pool at {posixpath.dirname(disk.source)}; "
+                "create one with that path (the copy keeps the same path)")
+    return ""
+
+
+def copy_problems(uri: str, disks: list[DiskInfo]) -> list[str]:
+    """Why the destination cannot receive copies of `disks` (empty when it can).
+
+    libvirt creates each copy in the destination pool whose path is the disk's folder, under
+    the same name, so the same pool paths must exist there and the file must not.
+    """
+    return connections.call(uri, lambda conn: [p for d in disks if (p := _copy_problem(conn, d))],
+                            what="checking the destination's storage pools")
+
+
 # --------------------------------------------------------------------- offline
 
 def _undefine_inactive(conn: libvirt.virConnect, uuid: str) -> None:
@@ -298,26 +328,30 @@ def explain(exc: libvirt.libvirtError, name: str) -> VirtError:
     return MigrationFailed(f"Migration of {name} failed: {text}", detail=text)
 
 
-def live_params(dest_uri: str, *, bandwidth_mib: int = 0) -> dict:
+def live_params(dest_uri: str, *, bandwidth_mib: int = 0, copy_disks: list[str] = ()) -> dict:
     params: dict = {}
     uri = migration_uri(dest_uri)
     if uri:
         params[libvirt.VIR_MIGRATE_PARAM_URI] = uri
     if bandwidth_mib:
         params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = int(bandwidth_mib)
+    if copy_disks:
+        params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = list(copy_disks)
     return params
 
 
 def migrate_live(src_uri: str, dest_uri: str, uuid: str, *, on_progress: Callable[[Progress], None],
                  should_cancel: Callable[[], bool] = lambda: False, bandwidth_mib: int = 0,
-                 copy_storage: bool = False, time_limit: float = MIGRATE_TIMEOUT) -> Outcome:
+                 copy_disks: list[str] = (), time_limit: float = MIGRATE_TIMEOUT) -> Outcome:
     """Migrate a running guest live; blocks until it runs on the destination or fails.
 
-    Progress is read from the source every POLL_SECONDS; `should_cancel()` returning True (or
-    `time_limit` passing) aborts the migration job, after which this raises MigrationCancelled.
+    `copy_disks` (disk targets) are copied to the destination during the migration (storage
+    migration over NBD); other disks must be on shared storage. Progress is read from the source
+    every POLL_SECONDS; `should_cancel()` returning True (or `time_limit` passing) aborts the
+    migration job, after which this raises MigrationCancelled.
     """
-    flags = LIVE_FLAGS | (libvirt.VIR_MIGRATE_NON_SHARED_DISK if copy_storage else 0)
-    params = live_params(dest_uri, bandwidth_mib=bandwidth_mib)
+    flags = LIVE_FLAGS | (libvirt.VIR_MIGRATE_NON_SHARED_DISK if copy_disks else 0)
+    params = live_params(dest_uri, bandwidth_mib=bandwidth_mib, copy_disks=copy_disks)
     outcome: dict = {}
     started = time.monotonic()
 

@@ -26,7 +26,7 @@ from hosts.models import Host
 from tests.integration.console_guests import TINY_DIR, ensure_tiny_guest
 from tests.second_libvirtd import SecondLibvirtd
 from tests.stack import session_cookie, wait_until
-from virtdash.xml import Console, Domain, Serial
+from virtdash.xml import Console, Disk, Domain, Serial
 
 
 def _post(url: str, session: str, data: dict) -> int:
@@ -79,13 +79,19 @@ def two_hosts(services):
                         dom.destroy()
                     if dom.isPersistent():
                         dom.undefine()
+            _remove_pool(conn)
             conn.close()
         for daemon in daemons:
             daemon.stop()
 
 
-def tiny_guest_xml(name: str) -> str:
+POOL_PATH = "/var/lib/libvirt/images/vdtest-migpool"  # one folder per daemon: /var/lib/libvirt is its own
+
+
+def tiny_guest_xml(name: str, disk: str = "") -> str:
     dom = Domain.new(name, 96, 1, "qemu")
+    if disk:
+        dom.add_device(Disk.new("vda", path=disk))
     dom.kernel, dom.initrd = str(TINY_DIR / "vmlinuz"), str(TINY_DIR / "initrd.gz")
     dom.cmdline = "console=ttyS0"
     dom.boot_devs = []
@@ -94,13 +100,36 @@ def tiny_guest_xml(name: str) -> str:
     return dom.to_string()
 
 
-def _migrate(stack, session: str, guest: Guest, dest: Host, *, bandwidth: int = 0,
-             cancel_when: str = "") -> tuple[Job, list[int]]:
+def _make_pool(conn) -> None:
+    pool = conn.storagePoolDefineXML("<pool type='dir'><name>vdtest-migpool</name>"
+                                     f"<target><path>{POOL_PATH}</path></target></pool>")
+    pool.build(0)
+    pool.create()
+
+
+def _remove_pool(conn) -> None:
+    import libvirt
+
+    try:
+        pool = conn.storagePoolLookupByName("vdtest-migpool")
+    except libvirt.libvirtError:
+        return
+    for volume in pool.listAllVolumes():
+        volume.delete(0)
+    if pool.isActive():
+        pool.destroy()
+    pool.delete(0)
+    pool.undefine()
+
+
+def _migrate(stack, session: str, guest: Guest, dest: Host, *, bandwidth: int = 0, cancel_when: str = "",
+             copy_storage: bool = False) -> tuple[Job, list[int]]:
     """POST the form, then follow the Job row (cancelling it once its message starts with
     `cancel_when`); returns the finished job and the progress values seen."""
     url = f"{stack.url}/guests/{guest.uuid}/migrate/"
     before = Job.objects.filter(kind="guest.migrate").count()
-    assert _post(url, session, {"destination": dest.pk, "bandwidth": bandwidth}) == 302
+    form = {"destination": dest.pk, "bandwidth": bandwidth, **({"copy_storage": "on"} if copy_storage else {})}
+    assert _post(url, session, form) == 302
     seen: list[int] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -126,7 +155,7 @@ def _on(conn, uuid: str):
         return None
 
 
-def test_a_running_guest_moves_live_a_cancelled_move_leaves_it_and_shut_off_it_moves_offline(
+def test_guests_move_live_offline_and_with_a_disk_copy_and_a_cancelled_move_leaves_them_in_place(
         stack, two_hosts, admin_user, guest_name):
     import libvirt
 
@@ -178,5 +207,34 @@ def test_a_running_guest_moves_live_a_cancelled_move_leaves_it_and_shut_off_it_m
     assert _on(conn_b, uuid) is None
     wait_until(lambda: list(Guest.objects.filter(uuid=uuid).values_list("host_id", flat=True)) == [host_a.pk], 10,
                message="inventory row back on A")
+    _a_guest_with_a_local_disk_moves_live_with_a_disk_copy(stack, session, conn_a, conn_b, host_a, host_b,
+                                                           guest_name + "-d")
     conn_a.close()
     conn_b.close()
+
+
+def _a_guest_with_a_local_disk_moves_live_with_a_disk_copy(stack, session, conn_a, conn_b, host_a, host_b, name):
+    for conn in (conn_a, conn_b):
+        _make_pool(conn)
+    volume = conn_a.storagePoolLookupByName("vdtest-migpool").createXML(
+        "<volume><name>vdtest-disk.qcow2</name><capacity unit='MiB'>16</capacity>"
+        "<target><format type='qcow2'/></target></volume>")
+    dom = conn_a.defineXML(tiny_guest_xml(name, disk=volume.path()))
+    dom.create()
+    uuid = dom.UUIDString()
+    row = wait_until(lambda: Guest.objects.filter(uuid=uuid, host=host_a, state="running").first(), 15,
+                     message="guest with a disk listed on A")
+    job, _seen = _migrate(stack, session, row, host_b)
+    assert job.status == "failed" and "Live migration needs shared storage" in job.message, job.message
+    assert f"vda: {volume.path()}" in job.message and _on(conn_a, uuid).isActive()
+
+    started = time.monotonic()
+    job, seen = _migrate(stack, session, row, host_b, copy_storage=True)
+    print(f"live migration with disk copy: {time.monotonic() - started:.1f} s, progress {seen}; {job.message}")
+    assert job.status == "succeeded", job.message
+    assert "Its disks (vda) were copied; the originals on mig-a remain" in job.message
+    assert _on(conn_b, uuid).isActive() and _on(conn_a, uuid) is None
+    copied = conn_b.storageVolLookupByPath(volume.path())  # same path, in B's own pool folder
+    assert copied.info()[1] == 16 * 2**20
+    wait_until(lambda: list(Guest.objects.filter(uuid=uuid).values_list("host_id", flat=True)) == [host_b.pk], 10,
+               message="inventory row of the disk guest on B")

@@ -65,3 +65,27 @@ def shut_off(conn):
         return Guest.objects.get(name=name)
 
     return shut
+
+
+def pool_xml(path: str = "/var/lib/vdtest", volume: str = "") -> str:
+    """A test-driver dir pool at `path`, optionally holding one volume (tests only)."""
+    vol = (f"<volume><name>{volume}</name><capacity unit='MiB'>16</capacity>"
+           f"<target><path>{path}/{volume}</path></target></volume>") if volume else ""
+    return (f"<pool type='dir'><name>vdtest-pool</name><uuid>{uuid_mod.uuid4()}</uuid>"
+            f"<target><path>{path}</path></target>{vol}</pool>")
+
+
+@pytest.fixture
+def dest_with(db, tmp_path):
+    """Replace the destination's libvirt with a node file holding `extra` (pools) and no guests."""
+    from hosts.virt import connections
+
+    def make(dest, extra: str):
+        path = tmp_path / "dst-with.xml"
+        path.write_text("<node>" + extra + "</node>")
+        connections.drop(dest.uri)
+        dest.uri = f"test://{path}"
+        dest.save(update_fields=["uri"])
+        return dest
+
+    yield make

@@ -138,3 +138,22 @@ def test_a_viewer_cannot_cancel(viewer_client, operator_client, guest, hosts, en
     job.refresh_from_db()
     assert "cancel" not in job.params
     assert AuditEntry.objects.filter(action="guest.migrate-cancel", result="denied").count() == 1
+
+
+def test_the_form_offers_a_disk_copy_for_a_running_guest_with_local_disks(operator_client, hosts, enqueued):
+    from conftest import WITH_DISK
+
+    _source, dest = hosts
+    guest = Guest.objects.get(name=WITH_DISK)
+    page = operator_client.get(_url(guest)).content.decode()
+    assert 'name="copy_storage"' in page and "vda: /var/lib/vdtest/mig.img" in page
+    assert operator_client.post(_url(guest), {"destination": dest.pk, "copy_storage": "on"}).status_code == 302
+    assert Job.objects.get(kind="guest.migrate").params["copy_storage"] is True
+
+
+def test_a_disk_copy_is_refused_for_a_shut_off_guest(operator_client, hosts, shut_off, enqueued):
+    source, dest = hosts
+    guest = shut_off(source, DISKLESS)
+    assert 'name="copy_storage"' not in operator_client.get(_url(guest)).content.decode()
+    response = operator_client.post(_url(guest), {"destination": dest.pk, "copy_storage": "on"})
+    assert response.status_code == 400 and "only during a live migration" in response.content.decode()
