@@ -113,6 +113,10 @@ def test_a_duplicate_guest_name_is_refused_by_the_wizard_and_clone(test_host, gu
     ({"disk_size": "10P"}, "larger than the limit"),
     ({"disk_size": "-5G"}, "negative"),
     ({"name": "../../etc/passwd"}, "not allowed"),
+    ({"name": "a/b"}, "not allowed"),
+    ({"name": "a\x00b"}, "not allowed"),
+    ({"name": "x" * 300}, "limit is 64"),
+    ({"name": "test"}, "already exists"),
     ({"firmware": "efi"}, "OVMF"),
 ])
 def test_the_wizard_refuses_absurd_specs(test_host, over, words):
