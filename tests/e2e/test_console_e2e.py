@@ -162,3 +162,40 @@ def test_the_consoles_work_through_nginx_with_tls(browser, web, nginx, tiny, ope
         _journey(page, base, guest, "nginx-tls")
     finally:
         context.close()
+
+
+def test_a_viewer_watches_a_view_only_console(page, web, tiny, operator):
+    from guests.models import Guest
+
+    make_user("vera-viewer", "viewer")
+    guest = Guest.objects.get(uuid=tiny.UUIDString())
+    login(page, web.url, "vera-viewer")
+    page.goto(f"{web.url}/consoles/{guest.uuid}/vnc/")
+    page.wait_for_function("() => document.getElementById('console-status').textContent === 'Connected (view only)'",
+                           timeout=20000)
+    assert page.locator(".badge", has_text="view only").is_visible()
+    assert page.locator("#vnc-cad").count() == 0 and page.locator("#vnc-paste-toggle").count() == 0
+    assert page.locator("a", has_text="Serial console").count() == 0
+    time.sleep(1)
+    screenshot(page, "console-vnc-view-only")
+
+
+def test_a_stopped_guest_says_so_instead_of_a_blank_console(page, web, operator, services):
+    import libvirt
+
+    from guests.models import Guest
+
+    conn = libvirt.open(URI)
+    name = f"{TEST_PREFIX}off-{random.randrange(10**8)}"
+    dom = conn.defineXML(cg.tiny_guest_xml(name))
+    try:
+        host = Guest.objects.get(uuid__isnull=False, name__startswith=f"{TEST_PREFIX}e2e-").host
+        guest = Guest.objects.create(host=host, uuid=dom.UUIDString(), name=name, state="shutoff")
+        login(page, web.url, "oscar-operator")
+        page.goto(f"{web.url}/consoles/{guest.uuid}/vnc/")
+        assert "The guest is not running" in page.locator("#console-problem").inner_text()
+        assert not page.locator("#vnc-screen canvas").count()
+        screenshot(page, "console-vnc-not-running")
+    finally:
+        cg.destroy(conn, name)
+        conn.close()
