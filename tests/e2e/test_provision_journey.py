@@ -93,8 +93,15 @@ def test_admin_creates_edits_snapshots_rolls_back_clones_and_deletes_a_guest(
     vda = libvirt_conn.storageVolLookupByPath(created.find_disk("vda").source_file)
     assert vda.info()[1] == GIB and "qcow2" in vda.XMLDesc(0)
 
-    # 2. A second disk, hot-plugged and persistent.
+    # Its VNC console connects (the screen shows SeaBIOS looking for a bootable disk).
     guest = wait_until(lambda: Guest.objects.filter(uuid=dom.UUIDString()).first(), 20, message="inventory row")
+    page.goto(f"{stack.url}/consoles/{guest.uuid}/vnc/")
+    page.wait_for_function("() => document.getElementById('console-status').textContent.startsWith('Connected')",
+                           timeout=20000)
+    page.wait_for_timeout(1000)
+    screenshot(page, "provision-new-guest-console")
+
+    # 2. A second disk, hot-plugged and persistent.
     page.goto(f"{stack.url}/guests/{guest.uuid}/")
     page.click(".provision-actions >> text=Edit")
     screenshot(page, "provision-edit")
