@@ -14,7 +14,8 @@ class ConfigVersion(models.Model):
     versions of one guest never have the same hash (recording an identical XML is a no-op,
     except that an anonymous "seen" row may be claimed by the edit that caused it). `xml`
     may contain secrets (VIR_DOMAIN_XML_SECURE): it is shown only to users allowed RAW_XML
-    or MANAGE on the guest.
+    or MANAGE on the guest. Only the newest `services_provision.KEEP_VERSIONS` rows per guest are
+    kept; history outlives the guest itself (it is an audit trail as much as an undo list).
     """
 
     class Source(models.TextChoices):

@@ -33,6 +33,7 @@ from virtdash.xml.names import validate_guest_name, validate_volume_name
 
 log = logging.getLogger(__name__)
 CLAIM_WINDOW = timedelta(seconds=120)
+KEEP_VERSIONS = 200
 
 
 def sha256(text: str) -> str:
@@ -61,10 +62,20 @@ def record_version(host: Host, uuid: str, xml: str, *, source: str, actor=None, 
                 latest.save(update_fields=["actor", "actor_name", "source", "note"])
             return latest
         authenticated = actor is not None and actor.is_authenticated
-        return ConfigVersion.objects.create(
+        version = ConfigVersion.objects.create(
             host=host, guest_uuid=uuid, guest_name=name[:255], xml=xml, sha256=digest, source=source,
             actor=actor if authenticated else None, actor_name=actor.get_username() if authenticated else "",
             note=note[:255])
+        _prune(host, uuid)
+        return version
+
+
+def _prune(host: Host, uuid: str) -> None:
+    """Keep the newest KEEP_VERSIONS per guest (a define loop must not fill the database)."""
+    old = ConfigVersion.objects.filter(host=host, guest_uuid=uuid).values_list("pk", flat=True)[KEEP_VERSIONS:]
+    stale = list(old)
+    if stale:
+        ConfigVersion.objects.filter(pk__in=stale).delete()
 
 
 def _name_of(xml: str) -> str:

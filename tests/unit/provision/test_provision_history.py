@@ -103,3 +103,11 @@ def test_the_history_page_catches_changes_made_while_nobody_watched(admin_client
     assert "changed while VirtDash was not watching" in page and 'class="diff-add"' in page
     admin_client.get(f"/guests/{guest.uuid}/history/")
     assert svc.versions(guest).count() == 2
+
+
+def test_only_the_newest_versions_are_kept(guest, monkeypatch):
+    monkeypatch.setattr(svc, "KEEP_VERSIONS", 3)
+    for index in range(5):
+        svc.record_version(guest.host, guest.uuid, f"<domain><name>{guest.name}</name><!-- {index} --></domain>",
+                           source=ConfigVersion.Source.EVENT)
+    assert [v.xml.split("<!-- ")[1][0] for v in svc.versions(guest)] == ["4", "3", "2"]
