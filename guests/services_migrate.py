@@ -232,7 +232,8 @@ def _preflight(name: str, uuid: str, source: Host, dest: Host, place: migration.
 
 
 def _reporter(report: jobs.Report, dest: Host):
-    last = {"text": ""}
+    """Progress readings → job reports: a new phase at once, copy figures at most once a second."""
+    last = {"text": "", "percent": -1, "at": 0.0}
 
     def on_progress(progress: migration.Progress) -> None:
         if progress.phase == "preparing":
@@ -243,9 +244,10 @@ def _reporter(report: jobs.Report, dest: Host):
                     f"{progress.remaining // 2**20} MiB left)")
         else:
             percent, text = 95, f"Switching over to {dest.name}"
-        if text != last["text"]:
-            last["text"] = text
-            report(percent, text)
+        if text == last["text"] or (percent == last["percent"] and time.monotonic() - last["at"] < 1):
+            return
+        last.update(text=text, percent=percent, at=time.monotonic())
+        report(percent, text)
 
     return on_progress
 

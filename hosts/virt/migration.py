@@ -124,9 +124,11 @@ def _place(conn: libvirt.virConnect, uuid: str) -> GuestPlace:
         snapshots = dom.snapshotNum(0)
     except libvirt.libvirtError:
         snapshots = 0
-    return GuestPlace(exists=True, active=bool(dom.isActive()), name=dom.name(),
-                      persistent=bool(dom.isPersistent()), snapshots=snapshots,
-                      disks=_disks(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
+    active = bool(dom.isActive())
+    # a running guest's live XML also has disks hot-plugged since it started
+    xml = dom.XMLDesc(0 if active else libvirt.VIR_DOMAIN_XML_INACTIVE)
+    return GuestPlace(exists=True, active=active, name=dom.name(), persistent=bool(dom.isPersistent()),
+                      snapshots=snapshots, disks=_disks(xml))
 
 
 def locate(uri: str, uuid: str) -> GuestPlace:
@@ -305,8 +307,7 @@ def explain(exc: libvirt.libvirtError, name: str) -> VirtError:
     text = (exc.get_error_message() or str(exc)).strip()
     lowered = text.lower()
     if code == libvirt.VIR_ERR_OPERATION_ABORTED or "canceled by client" in lowered:
-        return MigrationCancelled(f"Migration of {name} was cancelled; it keeps running on the source host.",
-                                  detail=text)
+        return MigrationCancelled(f"Migration of {name} was cancelled; it stays on the source host.", detail=text)
     if code == libvirt.VIR_ERR_CPU_INCOMPATIBLE or "cpu is incompatible" in lowered:
         return MigrationFailed(f"The destination's CPU cannot run {name}: {text}. Give the guest a CPU model "
                                "both hosts support (for example a named model instead of host-passthrough), "
@@ -367,8 +368,8 @@ def migrate_live(src_uri: str, dest_uri: str, uuid: str, *, on_progress: Callabl
     aborted = _follow(worker, src_uri, uuid, on_progress, should_cancel, started + time_limit)
     if "error" in outcome:
         error = outcome["error"]
-        if aborted and isinstance(error, MigrationFailed):
-            raise MigrationCancelled(f"Migration aborted: {aborted}. The guest stays on the source host.",
+        if aborted and isinstance(error, MigrationFailed | MigrationCancelled):
+            raise MigrationCancelled(f"Migration {aborted}; the guest stays on the source host.",
                                      detail=error.detail) from None
         raise error
     if "uuid" not in outcome:
@@ -387,7 +388,7 @@ def _follow(worker: threading.Thread, src_uri: str, uuid: str, on_progress: Call
             break
         if not aborted:
             reason = "cancelled by the operator" if should_cancel() else (
-                "time limit reached" if time.monotonic() > deadline else "")
+                "aborted: it reached its time limit" if time.monotonic() > deadline else "")
             if reason:
                 aborted = reason
                 _abort_quietly(src_uri, uuid)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DISKLESS, WITH_DISK
+from migrate_helpers import DISKLESS, WITH_DISK
 
 from core import jobs
 from core.models import Job
@@ -92,7 +92,7 @@ def test_a_destination_that_stopped_answering_fails_the_job_clearly(admin_user, 
 
 
 def test_a_name_taken_on_the_destination_by_another_guest_is_refused(admin_user, hosts, conn, shut_off):
-    from conftest import domain_xml
+    from migrate_helpers import domain_xml
 
     source, dest = hosts
     guest = shut_off(source, DISKLESS)
@@ -141,7 +141,7 @@ def test_a_storage_copy_needs_a_pool_at_the_same_path_on_the_destination(admin_u
 
 
 def test_a_storage_copy_onto_an_existing_volume_is_refused(admin_user, hosts, dest_with):
-    from conftest import pool_xml
+    from migrate_helpers import pool_xml
 
     _source, dest = hosts
     dest = dest_with(dest, pool_xml(volume="mig.img"))
@@ -151,7 +151,7 @@ def test_a_storage_copy_onto_an_existing_volume_is_refused(admin_user, hosts, de
 
 
 def test_with_a_matching_pool_the_copy_passes_the_checks_and_reaches_libvirt(admin_user, hosts, dest_with, conn):
-    from conftest import pool_xml
+    from migrate_helpers import pool_xml
 
     source, dest = hosts
     dest = dest_with(dest, pool_xml())
@@ -162,7 +162,7 @@ def test_with_a_matching_pool_the_copy_passes_the_checks_and_reaches_libvirt(adm
 
 
 def test_shared_storage_seen_on_the_destination_needs_no_copy(admin_user, hosts, dest_with):
-    from conftest import pool_xml
+    from migrate_helpers import pool_xml
 
     _source, dest = hosts
     dest = dest_with(dest, pool_xml(volume="mig.img"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DISKLESS
+from migrate_helpers import DISKLESS
 
 from core.models import AuditEntry, Grant, Job
 from guests.models import Guest
@@ -141,7 +141,7 @@ def test_a_viewer_cannot_cancel(viewer_client, operator_client, guest, hosts, en
 
 
 def test_the_form_offers_a_disk_copy_for_a_running_guest_with_local_disks(operator_client, hosts, enqueued):
-    from conftest import WITH_DISK
+    from migrate_helpers import WITH_DISK
 
     _source, dest = hosts
     guest = Guest.objects.get(name=WITH_DISK)

@@ -51,7 +51,7 @@ def test_failures_are_explained_in_operator_words():
     assert "needs shared storage" in str(unsafe) and "storage copy" in str(unsafe)
     cancelled = migration.explain(_error(libvirt.VIR_ERR_OPERATION_ABORTED, "operation aborted: migration out "
                                          "job: canceled by client"), "web1")
-    assert isinstance(cancelled, migration.MigrationCancelled) and "keeps running on the source" in str(cancelled)
+    assert isinstance(cancelled, migration.MigrationCancelled) and "stays on the source host" in str(cancelled)
     port = migration.explain(_error(libvirt.VIR_ERR_OPERATION_FAILED, "unable to connect to server at "
                                     "'10.0.0.2:49152': Connection refused"), "web1")
     assert "migration ports" in str(port)
