@@ -410,7 +410,7 @@ class ResourceForecast:
             last = self.xs[-1]
             end = last + horizon_days
             if self.result.when is not None:
-                end = max(end, self.result.when + 7)
+                end = min(max(end, self.result.when + 7), last + 2 * 365)
             for x in (self.xs[0], last, end):
                 day = day_to_datetime(x).date().isoformat()
                 out["fit"].append([day, trend.at(x)])
