@@ -16,9 +16,13 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from django.db.models import Sum
+
 from core import jobs
 from core.models import Job
 from core.policy import Action, can, visible_hosts
+from guests.choices import ACTIVE_STATES
+from guests.models import Guest
 from guests.models_history import ConfigVersion
 from guests.provision_edit import EditError
 from guests.services_provision import record_current, touch_inventory
@@ -55,12 +59,15 @@ MAX_DISK_BYTES = 64 * 1024**4
 def host_choices(user) -> list[dict]:
     """Hosts the user may create guests on, with free resources from their facts; best first."""
     rows = []
+    in_use = dict(Guest.objects.filter(state__in=ACTIVE_STATES).order_by().values_list("host_id")
+                  .annotate(Sum("vcpus")))
     for host in visible_hosts(user).filter(enabled=True):
         if not can(user, Action.MANAGE, host):
             continue
         facts = host.facts or {}
         storage_free = sum(p.get("available", 0) for p in facts.get("pools", []) if p.get("active"))
-        rows.append({"host": host, "cpus": facts.get("cpus", 0), "memory_free": facts.get("memory_free") or 0,
+        rows.append({"host": host, "cpus": facts.get("cpus", 0), "vcpus_in_use": in_use.get(host.pk) or 0,
+                     "memory_free": facts.get("memory_free") or 0,
                      "memory_total": facts.get("memory_total") or 0, "storage_free": storage_free,
                      "guests": facts.get("guests_total", 0)})
     rows.sort(key=lambda r: (r["memory_free"], r["storage_free"]), reverse=True)

@@ -123,3 +123,17 @@ def test_os_variants_come_from_libosinfo_with_recommended_defaults():
     defaults = services_create.os_defaults("http://debian.org/debian/11")
     assert defaults["memory_mib"] >= 512 and defaults["disk_size"].endswith("G")
     assert services_create.os_defaults("http://example.com/unknown") == {}
+
+
+def test_the_host_step_shows_running_vcpus_and_suggests_the_roomiest_host(operator_user, make_test_guest, test_host):
+    from hosts.models import Host
+
+    roomy = Host.objects.create(name="roomy", uri="test:///default?unused=1", facts={"memory_free": 8 * 1024**3})
+    for _ in range(2):
+        guest = make_test_guest()
+        provision.start(test_host.uri, guest.uuid)
+        svc.touch_inventory(test_host, guest.uuid)
+    rows = {row["host"].name: row for row in services_create.host_choices(operator_user)}
+    assert rows["testhost"]["vcpus_in_use"] == 2
+    assert rows["roomy"].get("suggested") and not rows["testhost"].get("suggested")
+    roomy.delete()
