@@ -87,6 +87,8 @@ def test_operator_journey_list_live_and_actions(quick_settings, stack, page, ope
     screenshot(page, "guest-detail-running")
 
     _click_action(page, "shutdown")
+    running = page.locator("#guest-overview .job-list li").first
+    running.filter(has_text="Waiting for").locator(".progress").wait_for(timeout=5000)  # live progress
     text = _wait_job(page, "failed", timeout=20000)
     assert "did not shut down" in text
     assert dom.isActive()
