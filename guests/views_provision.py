@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.jobs import JobRefused
+from core.models import Job
 from core.policy import Action, can, visible_guests, visible_hosts
 from guests import forms_provision as forms
 from guests import provision_edit as edit
@@ -246,7 +247,9 @@ def raw_xml(request, uuid):
         except VirtError as exc:
             messages.error(request, str(exc))
             return render(request, "guests/provision/unavailable.html", _context(request, guest))
-    return render(request, "guests/provision/raw_xml.html", _context(request, guest, form=form, error=error))
+    last = Job.objects.filter(kind="guest.raw_xml", guest_uuid=guest.uuid, actor=request.user).first()
+    return render(request, "guests/provision/raw_xml.html", _context(request, guest, form=form, error=error,
+                                                                      last_job=last))
 
 
 # ------------------------------------------------------------------ history

@@ -83,6 +83,8 @@ def test_raw_xml_that_libvirt_rejects_keeps_the_old_definition(admin_client, gue
     assert response.status_code == 302
     assert job.status == JobStatus.FAILED and "failed to validate" in job.message
     assert provision.inactive_xml(guest.host.uri, guest.uuid) == before
+    page = admin_client.get(f"/guests/{guest.uuid}/xml/").content.decode()
+    assert "was refused and changed nothing" in page and "failed to validate" in page
 
 
 def test_raw_xml_that_libvirt_accepts_replaces_the_definition(admin_client, guest):
