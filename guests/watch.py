@@ -1,8 +1,10 @@
 """Watcher hooks of the guest inventory (registered in guests/apps.py).
 
 Runs on each host's watcher thread: a full resync after every (re)connect (events were lost
-while the connection was down), one re-read per event, and every VIRTDASH_SAMPLE_SECONDS one
-bulk read that both reconciles the inventory and records samples. Roll-ups run every few minutes.
+while the connection was down), one re-read per event, and every min(VIRTDASH_SAMPLE_SECONDS,
+VIRTDASH_RECONCILE_SECONDS) one bulk read that both reconciles the inventory (repairing drift,
+e.g. a lost event) and records samples — the reconcile costs nothing extra on top of the stats
+call. Roll-ups and retention run every five minutes per host.
 """
 
 from __future__ import annotations
