@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
 
 from core import audit, jobs
 from core.choices import AuditResult, JobStatus
@@ -26,7 +27,7 @@ from guests.models import Guest
 from hosts.choices import HostStatus
 from hosts.models import Host
 from hosts.virt import migration
-from hosts.virt.errors import Conflict, GuestNotFound, OperationRefused
+from hosts.virt.errors import Conflict, GuestNotFound, OperationRefused, VirtError
 
 log = logging.getLogger(__name__)
 KIND = "guest.migrate"
@@ -180,7 +181,11 @@ class _CancelFlag:
     def __call__(self) -> bool:
         if not self.value and time.monotonic() >= self.next_check:
             self.next_check = time.monotonic() + CANCEL_CHECK_SECONDS
-            params = Job.objects.filter(pk=self.job_id).values_list("params", flat=True).first() or {}
+            try:
+                params = Job.objects.filter(pk=self.job_id).values_list("params", flat=True).first() or {}
+            except DatabaseError:  # never let a database hiccup stop following a running migration
+                log.warning("reading the cancel flag of job %s failed", self.job_id, exc_info=True)
+                return False
             self.value = bool(params.get("cancel"))
         return self.value
 
@@ -221,6 +226,9 @@ def _storage_refusal(name: str, place: migration.GuestPlace, dest: Host, live: b
 
 
 def _preflight(name: str, uuid: str, source: Host, dest: Host, place: migration.GuestPlace, copy: bool) -> None:
+    if place.managed_save and not place.active:
+        raise OperationRefused(f"{name} has a saved state (managed save) on {source.name} that cannot be moved. "
+                               "Start it and migrate it live, or discard the saved state first.")
     if place.snapshots:
         raise OperationRefused(f"{name} has {place.snapshots} snapshot(s); libvirt cannot move snapshots to "
                                "another host. Delete them first, or keep the guest where it is.")
@@ -274,6 +282,16 @@ def _move_offline(name: str, uuid: str, source: Host, dest: Host, report: jobs.R
     return f"{name} is now defined on {dest.name} (moved while shut off; its disks were not copied)."
 
 
+def _keep_autostart(place: migration.GuestPlace, uuid: str, dest: Host) -> str:
+    if not place.autostart:
+        return ""
+    try:
+        migration.set_autostart(dest.uri, uuid)
+    except VirtError as exc:
+        return f" Autostart could not be turned on there: {exc}"
+    return " Autostart stays on."
+
+
 def perform_migration(job: Job, report: jobs.Report) -> str:
     source, dest = _hosts(job)
     uuid, name = job.guest_uuid, job.target_name
@@ -292,7 +310,9 @@ def perform_migration(job: Job, report: jobs.Report) -> str:
             raise Conflict(f"{name} runs on both {source.name} and {dest.name}; resolve this by hand.")
         _preflight(here.name or name, uuid, source, dest, here, bool(job.params.get("copy_storage")))
         if here.active:
-            return _move_live(job, here.name or name, uuid, source, dest, report, here)
-        return _move_offline(here.name or name, uuid, source, dest, report)
+            message = _move_live(job, here.name or name, uuid, source, dest, report, here)
+        else:
+            message = _move_offline(here.name or name, uuid, source, dest, report)
+        return message + _keep_autostart(here, uuid, dest)
     finally:
         sync_inventory(uuid, source, dest)

@@ -71,6 +71,8 @@ class GuestPlace:
     active: bool = False
     name: str = ""
     persistent: bool = False
+    autostart: bool = False
+    managed_save: bool = False
     snapshots: int = 0
     disks: list[DiskInfo] = field(default_factory=list)
 
@@ -124,11 +126,16 @@ def _place(conn: libvirt.virConnect, uuid: str) -> GuestPlace:
         snapshots = dom.snapshotNum(0)
     except libvirt.libvirtError:
         snapshots = 0
+    try:
+        managed_save = bool(dom.hasManagedSaveImage(0))
+    except libvirt.libvirtError:
+        managed_save = False
     active = bool(dom.isActive())
     # a running guest's live XML also has disks hot-plugged since it started
     xml = dom.XMLDesc(0 if active else libvirt.VIR_DOMAIN_XML_INACTIVE)
     return GuestPlace(exists=True, active=active, name=dom.name(), persistent=bool(dom.isPersistent()),
-                      snapshots=snapshots, disks=_disks(xml))
+                      autostart=bool(dom.autostart()), managed_save=managed_save, snapshots=snapshots,
+                      disks=_disks(xml))
 
 
 def locate(uri: str, uuid: str) -> GuestPlace:
@@ -238,6 +245,11 @@ def copy_definition(src_uri: str, dest_uri: str, uuid: str) -> None:
                               detail=exc.detail) from None
 
 
+def set_autostart(uri: str, uuid: str) -> None:
+    """Turn autostart on (libvirt does not carry it over with the definition)."""
+    connections.call(uri, lambda conn: conn.lookupByUUIDString(uuid).setAutostart(1), what=f"guest {uuid}")
+
+
 def remove_definition(src_uri: str, uuid: str) -> None:
     """Undefine a shut-off guest on the source (its disks stay where they are)."""
     try:
@@ -272,9 +284,13 @@ def progress_of(stats: dict) -> Progress:
 
 
 def read_progress(src_uri: str, uuid: str) -> Progress | None:
-    """The migration's progress as the source reports it; None when it cannot be read now."""
+    """The migration's progress as the source reports it; None when it cannot be read now.
+
+    The timeout is generous: a call that times out drops the shared connection, and with it
+    the migrate call running on it.
+    """
     try:
-        stats = connections.call(src_uri, lambda conn: _stats(conn, uuid), what=f"guest {uuid}", timeout=10)
+        stats = connections.call(src_uri, lambda conn: _stats(conn, uuid), what=f"guest {uuid}", timeout=30)
     except VirtError:
         return None  # a missed reading is not a failure; the migrate call tells the outcome
     return progress_of(stats) if stats else Progress("finishing", 100)

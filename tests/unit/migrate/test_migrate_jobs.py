@@ -168,3 +168,23 @@ def test_shared_storage_seen_on_the_destination_needs_no_copy(admin_user, hosts,
     dest = dest_with(dest, pool_xml(volume="mig.img"))
     job = _run(_job(admin_user, Guest.objects.get(name=WITH_DISK), dest))
     assert job.status == "failed" and job.message.startswith(f"Migration of {WITH_DISK} failed:"), job.message
+
+
+def test_autostart_follows_the_guest_to_the_destination(admin_user, hosts, conn, shut_off):
+    source, dest = hosts
+    guest = shut_off(source, DISKLESS)
+    conn(source).lookupByName(DISKLESS).setAutostart(1)
+    job = _run(_job(admin_user, guest, dest))
+    assert job.status == "succeeded" and job.message.endswith("Autostart stays on.")
+    assert conn(dest).lookupByName(DISKLESS).autostart() == 1
+
+
+def test_a_saved_state_is_never_dropped_by_an_offline_move(admin_user, hosts, conn):
+    from guests import inventory
+
+    source, dest = hosts
+    conn(source).lookupByName(DISKLESS).managedSave(0)
+    inventory.resync(source)
+    job = _run(_job(admin_user, Guest.objects.get(name=DISKLESS), dest))
+    assert job.status == "failed" and "has a saved state (managed save)" in job.message
+    assert conn(source).lookupByName(DISKLESS).hasManagedSaveImage(0) and DISKLESS not in _names(conn, dest)
