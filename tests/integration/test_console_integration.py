@@ -341,3 +341,22 @@ def test_a_browser_that_stops_reading_a_flooding_console_does_not_grow_the_serve
         grown = _web_rss_kib(web) - before
         ws.send(b"\x03")
     assert grown < 32 * 1024, f"web processes grew by {grown} KiB"
+
+
+def test_a_vnc_client_that_stops_reading_does_not_grow_the_proxys_memory(web, rows, operator):
+    _, guest, _ = rows
+    cookie = cg.session_cookie(operator)
+    with connect(f"ws://127.0.0.1:{web.port}/websockify/{guest.uuid}", origin=web.url, close_timeout=2,
+                 subprotocols=["binary", f"vd-token.{_token(web, guest, cookie)}"],
+                 additional_headers={"Cookie": cookie}, max_size=None, max_queue=4) as ws:
+        init = _handshake(ws)
+        width, height = struct.unpack(">HH", init[:4])
+        before = _web_rss_kib(web)
+        ws.send(bytes([2, 0]) + struct.pack(">Hi", 1, 0))  # raw encoding: ~1 MiB per full update
+        for _ in range(300):  # ask for ~300 MiB of screen updates and read none of them
+            ws.send(bytes([3, 0]) + struct.pack(">HHHH", 0, 0, width, height))
+        time.sleep(5)
+        grown = _web_rss_kib(web) - before
+    print(f"web processes grew by {grown} KiB")
+    assert grown < 32 * 1024, f"web processes grew by {grown} KiB"
+
