@@ -23,6 +23,7 @@ from guests.choices import GuestState
 from guests.models import Guest, GuestSample, HostSample, Resolution
 from hosts.choices import HostStatus
 from hosts.models import Host
+from reports.rollup import build_days
 
 GIB = 1024**3
 DEMO_PREFIX = "demo-host-"
@@ -183,7 +184,7 @@ def _buckets(start: datetime, end: datetime, step: int) -> list[datetime]:
 
 def seed_history(*, hosts: int = 3, guests: int = 300, days: int = 90, seed: int = 1, fine_days: float = 7.0,
                  raw_hours: float = 0.0, raw_interval: int = 60, reset: bool = False, now: datetime | None = None,
-                 log=None) -> SeedResult:
+                 build_daily: bool = True, log=None) -> SeedResult:
     """Create demo hosts/guests and their history; see the module docstring."""
     started = datetime.now(UTC)
     rng = random.Random(seed)
@@ -225,6 +226,8 @@ def seed_history(*, hosts: int = 3, guests: int = 300, days: int = 90, seed: int
             guest_rows += g
             hsample_rows += h
         _finish_inventory(plans, guest_objs, host_objs, sizes)
+        if build_daily:
+            build_days(history_start.date(), now.date() - timedelta(days=1), {"guest__host__in": host_objs})
     seconds = (datetime.now(UTC) - started).total_seconds()
     return SeedResult(host_objs, len(guest_objs), guest_rows, hsample_rows, seconds)
 

@@ -11,20 +11,24 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Avg, Count
 
 from core.policy import visible_guests
 from guests.choices import ACTIVE_STATES
-from guests.models import GuestSample
+from guests.models import GuestSample, Resolution
 from reports import stats
+from reports.models import GuestDay
 from reports.periods import Period
+from reports.rollup import io_expression
 from reports.services import _pick_resolution, disk_bytes
 
 MIB = 1024**2
 UNASSIGNED = "unassigned"
+DAILY = 86400  # "resolution" of GuestDay rows
+DAILY_SPAN = timedelta(days=31)  # longer periods read GuestDay rows (when they cover the period)
 
 
 def _setting(name: str, default: float) -> float:
@@ -78,9 +82,6 @@ class GuestUse:
         return max(0, self.memory - self.suggested_memory) if self.suggested_memory is not None else 0
 
 
-IO_FIELDS = ("disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps")
-
-
 def _inventory(user) -> dict[int, GuestUse]:
     guests = visible_guests(user).select_related("host").order_by("name", "host__name")
     uses = {}
@@ -91,9 +92,55 @@ def _inventory(user) -> dict[int, GuestUse]:
     return uses
 
 
+def full_days(period: Period) -> tuple[date, date]:
+    """The whole UTC days inside the period: [first, end) (the running day is never included)."""
+    first = period.start.date() if period.start.time() == time.min else period.start.date() + timedelta(days=1)
+    return first, period.end.date()
+
+
+def _daily_rows(uses: dict, period: Period):
+    """GuestDay rows for the period when it is long and they cover it; else None (read samples)."""
+    if period.span <= DAILY_SPAN:
+        return None
+    first, end = full_days(period)
+    days = GuestDay.objects.filter(guest_id__in=list(uses), day__gte=first, day__lt=end)
+    first_day = days.order_by("day").values_list("day", flat=True).first()
+    if first_day is None:
+        return None
+    first_hour = (GuestSample.objects.filter(guest_id__in=list(uses), resolution=Resolution.HOUR,
+                                             time__gte=datetime.combine(first, time.min, UTC),
+                                             time__lt=datetime.combine(end, time.min, UTC))
+                  .order_by("time").values_list("time", flat=True).first())
+    if first_hour is not None and first_day > first_hour.date() + timedelta(days=1):
+        return None  # the daily table starts later than the samples: not built yet for this range
+    return days.order_by().values_list("guest_id", "samples", "cpu_avg", "cpu_p95", "memory_avg", "memory_p95",
+                                       "io_max")
+
+
+def _fill_from_days(uses: dict, rows) -> None:
+    """Per guest over the days: exact weighted means and max; p95 = nearest-rank p95 of the daily p95s."""
+    per: dict[int, list] = defaultdict(list)
+    for row in rows:
+        per[row[0]].append(row)
+    for gid, days in per.items():
+        use = uses[gid]
+        use.samples = sum(d[1] for d in days)
+        weighted = [d for d in days if d[2] is not None]
+        use.cpu_avg = sum(d[2] * d[1] for d in weighted) / sum(d[1] for d in weighted) if weighted else None
+        use.cpu_p95 = stats.p95([d[3] for d in days if d[3] is not None])
+        weighted = [d for d in days if d[4] is not None]
+        use.memory_avg = sum(d[4] * d[1] for d in weighted) / sum(d[1] for d in weighted) if weighted else None
+        use.memory_p95 = stats.p95([d[5] for d in days if d[5] is not None])
+        use.io_max = max(d[6] for d in days)
+
+
 def guest_averages(user, period: Period) -> tuple[list[GuestUse], int]:
     """Visible guests with average CPU/memory over the period (aggregated by the database)."""
     uses = _inventory(user)
+    daily = _daily_rows(uses, period)
+    if daily is not None:
+        _fill_from_days(uses, daily)
+        return list(uses.values()), DAILY
     samples = GuestSample.objects.filter(guest_id__in=list(uses))
     resolution = _pick_resolution(samples, period, per_guest=True)
     rows = (samples.filter(resolution=resolution, time__gte=period.start, time__lt=period.end).order_by()
@@ -109,9 +156,13 @@ def guest_averages(user, period: Period) -> tuple[list[GuestUse], int]:
 def guest_usage(user, period: Period) -> tuple[list[GuestUse], int]:
     """Every visible guest with its figures over the period (p95 needs every value), and the resolution read."""
     uses = _inventory(user)
+    daily = _daily_rows(uses, period)
+    if daily is not None:
+        _fill_from_days(uses, daily)
+        return list(uses.values()), DAILY
     samples = GuestSample.objects.filter(guest_id__in=list(uses))
     resolution = _pick_resolution(samples, period, per_guest=True)
-    io_expr = sum((Coalesce(F(name), Value(0.0)) for name in IO_FIELDS[1:]), Coalesce(F(IO_FIELDS[0]), Value(0.0)))
+    io_expr = io_expression()
     rows = (samples.filter(resolution=resolution, time__gte=period.start, time__lt=period.end)
             .order_by().annotate(io=io_expr).values_list("guest_id", "cpu_percent", "memory_used", "io"))
     cpu: dict[int, list[float]] = defaultdict(list)

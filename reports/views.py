@@ -18,7 +18,8 @@ from reports.periods import PERIODS, Period, PeriodError, period_from
 from reports.services import TOTAL
 
 GIB = 1024**3
-RESOLUTION_WORDS = {Resolution.RAW: "raw", Resolution.FIVE_MINUTES: "5-minute", Resolution.HOUR: "hourly"}
+RESOLUTION_WORDS = {Resolution.RAW: "raw", Resolution.FIVE_MINUTES: "5-minute", Resolution.HOUR: "hourly",
+                    usage.DAILY: "daily (per-guest daily roll-ups of hourly)"}
 
 
 def _period(request) -> Period:

@@ -210,3 +210,27 @@ def test_the_charts_get_their_data_and_the_library_from_static_files(seeded, adm
     assert '<script id="report-data" type="application/json">' in html
     assert "/static/vendor/chartjs/chart.umd.min.js" in html
     assert "/static/js/reports_overview.js" in html
+
+
+MONTH_PLUS = {"period": "custom", "start": "2026-01-27", "end": "2026-03-01"}  # 34 days → daily roll-ups
+
+
+def test_long_periods_read_daily_rollups_with_the_stated_p95(seeded, admin_client):
+    """Over a month: p95 = nearest-rank p95 of each day's nearest-rank p95 of hourly averages."""
+    start, end = window(MONTH_PLUS)
+    hourly = defaultdict(lambda: defaultdict(list))
+    io_max = defaultdict(float)
+    for s in GuestSample.objects.filter(resolution=Resolution.HOUR, time__gte=start, time__lt=end):
+        hourly[s.guest_id][s.time.date()].append(s.cpu_percent / 100)
+        io_max[s.guest_id] = max(io_max[s.guest_id], s.disk_read_bps + s.disk_write_bps + s.net_rx_bps + s.net_tx_bps)
+    p95 = {gid: nearest_rank_p95([nearest_rank_p95(v) for v in days.values()]) for gid, days in hourly.items()}
+    idle = {gid for gid in p95 if p95[gid] * 100 < 2.0 and io_max[gid] < 1024}
+    want = set(Guest.objects.filter(pk__in=idle).values_list("name", flat=True))
+    assert want
+    rows = read_csv(admin_client.get("/reports/rightsizing.csv", {**MONTH_PLUS, "table": "idle"}))
+    assert {r["guest"] for r in rows} == want
+    names = dict(Guest.objects.values_list("name", "pk"))
+    for row in rows:
+        assert float(row["cpu_p95_threads"]) == pytest.approx(p95[names[row["guest"]]], abs=1e-4)
+    html = admin_client.get("/reports/rightsizing/", MONTH_PLUS).content.decode()
+    assert "from daily (per-guest daily roll-ups of hourly) averages" in html
