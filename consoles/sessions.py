@@ -10,20 +10,12 @@ import time
 import uuid
 
 import redis.asyncio as aioredis
-from django.conf import settings
 
-from consoles import conf
-
-_clients: dict[int, aioredis.Redis] = {}
+from consoles import conf, tokens
 
 
 def _client() -> aioredis.Redis:
-    import asyncio
-
-    key = id(asyncio.get_running_loop())
-    if key not in _clients:
-        _clients[key] = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=3, socket_connect_timeout=3)
-    return _clients[key]
+    return tokens.async_client()
 
 
 def _key(user_id: int) -> str:

@@ -8,11 +8,13 @@ both win (Nova's tokens are reusable; ours are not).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import secrets
 import time
+import weakref
 from dataclasses import asdict, dataclass
 
 import redis
@@ -98,18 +100,21 @@ def consume(token: str) -> ConsoleGrant | None:
     return _open(token, _client().getdel(_key(token)))
 
 
-_async_clients: dict[int, aioredis.Redis] = {}
-
-
 async def aconsume(token: str) -> ConsoleGrant | None:
     """`consume` for asyncio code (the proxy consumer)."""
-    import asyncio
-
     if not looks_like_token(token):
         return None
-    loop_id = id(asyncio.get_running_loop())
-    client = _async_clients.get(loop_id)
+    return _open(token, await async_client().getdel(_key(token)))
+
+
+_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def async_client() -> aioredis.Redis:
+    """One asyncio Redis client per event loop (a client is bound to the loop that made it)."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
     if client is None:
-        client = _async_clients[loop_id] = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=3,
-                                                                   socket_connect_timeout=3)
-    return _open(token, await client.getdel(_key(token)))
+        client = _async_clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=3,
+                                                                socket_connect_timeout=3)
+    return client
