@@ -40,7 +40,7 @@ def _ppm(path):
 def test_overview_forecast_rightsizing_and_print_render_with_seeded_history(web, page, viewer_user):
     from reports.seed import seed_history
 
-    seed_history(hosts=3, guests=60, days=40, seed=3, fine_days=8)
+    seed_history(hosts=3, guests=60, days=40, seed=3, fine_days=8, build_daily=False)
     login(page, web.url, viewer_user.username)
 
     page.goto(f"{web.url}/reports/")
