@@ -20,6 +20,7 @@ from django.utils import timezone
 from core import live
 from guests.choices import ACTIVE_STATES, GuestState, reason_text, state_from_libvirt
 from guests.models import Guest, GuestEvent
+from guests.services_migrate import moving_guests
 from hosts.models import Host
 from hosts.virt import domains, stats
 from hosts.virt.errors import GuestNotFound
@@ -160,7 +161,8 @@ def reconcile(host: Host, read: stats.HostRead) -> Changes:
     changes = Changes()
     with transaction.atomic():
         rows = {g.uuid: g for g in _rows_for(host, read)}
-        gone = [uuid for uuid in rows if uuid not in read.domains]
+        moving = moving_guests()  # a running migration job re-reads these itself when it ends
+        gone = [uuid for uuid in rows if uuid not in read.domains and uuid not in moving]
         if gone:
             Guest.objects.filter(host=host, uuid__in=gone).delete()
             changes.removed.extend(gone)
@@ -176,6 +178,8 @@ def reconcile(host: Host, read: stats.HostRead) -> Changes:
             if guest is not None:
                 if _apply(guest, found, now):
                     changes.updated.append(uuid)
+            elif uuid in moving:
+                continue
             elif uuid in elsewhere:
                 if _claim_moved(host, uuid, found, now) is not None:
                     changes.moved.append(uuid)
@@ -247,6 +251,8 @@ def refresh_guest(host: Host, uuid: str, event: str = "") -> Changes:
     try:
         read = domains.read(host.uri, uuid)
     except GuestNotFound:
+        if uuid in moving_guests():
+            return changes  # mid-migration: the job re-reads both hosts when it ends
         removed, _ = Guest.objects.filter(host=host, uuid=uuid).delete()
         if removed:
             changes.removed.append(uuid)
@@ -260,6 +266,8 @@ def refresh_guest(host: Host, uuid: str, event: str = "") -> Changes:
                 _record_event(guest, "reboot", guest.state, now)
             if _apply(guest, found, now):
                 changes.updated.append(uuid)
+        elif uuid in moving_guests():
+            pass  # the incoming copy of a migration: the job moves the row when it ends
         elif _claim_moved(host, uuid, found, now) is not None:
             changes.moved.append(uuid)
         else:

@@ -21,7 +21,6 @@ from core import audit, jobs
 from core.choices import AuditResult, JobStatus
 from core.models import Job
 from core.policy import Action, can
-from guests import inventory
 from guests.choices import GuestState
 from guests.models import Guest
 from hosts.choices import HostStatus
@@ -198,8 +197,28 @@ def _hosts(job: Job) -> tuple[Host, Host]:
     return source, dest
 
 
+def moving_guests() -> set[str]:
+    """UUIDs a running migration is moving: the inventory leaves their rows alone.
+
+    While QEMU moves a guest, libvirt lists it on both hosts, then only on one; a watcher that
+    saw the source's copy vanish before the destination's appear would delete the row (and with
+    it the guest's grants, events and samples) and create a new one. So the inventory neither
+    deletes, moves nor creates rows for these UUIDs; the job re-reads both hosts when it ends
+    (`settling`), and a job whose worker died is reaped, which releases the UUID too.
+    """
+    running = Job.objects.filter(kind=KIND, status=JobStatus.RUNNING).values_list("guest_uuid", "params")
+    return {uuid for uuid, params in running if not (params or {}).get("settling")}
+
+
+def _settle(job: Job) -> None:
+    params = Job.objects.filter(pk=job.pk).values_list("params", flat=True).first() or {}
+    Job.objects.filter(pk=job.pk).update(params={**params, "settling": True})
+
+
 def sync_inventory(uuid: str, source: Host, dest: Host) -> None:
     """Re-read the guest on the destination first (moves the row by UUID), then on the source."""
+    from guests import inventory  # inventory asks this module which guests are moving
+
     for host in (dest, source):
         try:
             inventory.refresh_guest(host, uuid, "migrated")
@@ -239,7 +258,7 @@ def _preflight(name: str, uuid: str, source: Host, dest: Host, place: migration.
         raise OperationRefused(problem)
 
 
-def _reporter(report: jobs.Report, dest: Host):
+def _reporter(report: jobs.Report, dest: Host, with_disks: bool = False):
     """Progress readings → job reports: a new phase at once, copy figures at most once a second."""
     last = {"text": "", "percent": -1, "at": 0.0}
 
@@ -248,7 +267,8 @@ def _reporter(report: jobs.Report, dest: Host):
             percent, text = 12, f"Preparing {dest.name} to receive the guest"
         elif progress.phase == "copying":
             percent = 15 + int(progress.percent * 0.8)
-            text = (f"Copying memory: {progress.percent}% ({progress.processed // 2**20} MiB sent, "
+            what = "disks and memory" if with_disks else "memory"
+            text = (f"Copying {what}: {progress.percent}% ({progress.processed // 2**20} MiB sent, "
                     f"{progress.remaining // 2**20} MiB left)")
         else:
             percent, text = 95, f"Switching over to {dest.name}"
@@ -264,7 +284,7 @@ def _move_live(job: Job, name: str, uuid: str, source: Host, dest: Host, report:
                place: migration.GuestPlace) -> str:
     copy = [d.target for d in place.disks if d.needs_storage] if job.params.get("copy_storage") else []
     report(10, f"Starting live migration of {name} to {dest.name}" + (" with its disks" if copy else ""))
-    outcome = migration.migrate_live(source.uri, dest.uri, uuid, on_progress=_reporter(report, dest),
+    outcome = migration.migrate_live(source.uri, dest.uri, uuid, on_progress=_reporter(report, dest, bool(copy)),
                                      should_cancel=_CancelFlag(job.pk),
                                      bandwidth_mib=int(job.params.get("bandwidth_mib") or 0), copy_disks=copy)
     sent = f", {outcome.transferred / 2**20:.1f} MiB sent" if outcome.transferred else ""
@@ -315,4 +335,5 @@ def perform_migration(job: Job, report: jobs.Report) -> str:
             message = _move_offline(here.name or name, uuid, source, dest, report)
         return message + _keep_autostart(here, uuid, dest)
     finally:
+        _settle(job)
         sync_inventory(uuid, source, dest)

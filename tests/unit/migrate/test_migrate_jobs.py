@@ -188,3 +188,27 @@ def test_a_saved_state_is_never_dropped_by_an_offline_move(admin_user, hosts, co
     job = _run(_job(admin_user, Guest.objects.get(name=DISKLESS), dest))
     assert job.status == "failed" and "has a saved state (managed save)" in job.message
     assert conn(source).lookupByName(DISKLESS).hasManagedSaveImage(0) and DISKLESS not in _names(conn, dest)
+
+
+def test_the_inventory_leaves_a_moving_guest_alone_until_the_job_settles(admin_user, hosts, conn):
+    """libvirt lists a migrating guest on both hosts, then one: the row must move, never be recreated."""
+    from guests import inventory
+    from hosts.virt import migration
+
+    source, dest = hosts
+    guest = Guest.objects.get(name=DISKLESS)
+    job = _job(admin_user, guest, dest)
+    Job.objects.filter(pk=job.pk).update(status="running")
+    xml = conn(source).lookupByName(DISKLESS).XMLDesc(0)
+    conn(dest).createXML(xml, 0)  # the incoming copy appears on the destination...
+    inventory.resync(dest, full=True)
+    conn(source).lookupByName(DISKLESS).destroy()
+    conn(source).lookupByName(DISKLESS).undefine()  # ...and the source's vanishes
+    inventory.resync(source, full=True)
+    inventory.refresh_guest(source, guest.uuid)
+    assert list(Guest.objects.filter(uuid=guest.uuid).values_list("pk", "host_id")) == [(guest.pk, source.pk)]
+    assert migration.locate(dest.uri, guest.uuid).active
+
+    services_migrate._settle(job)
+    services_migrate.sync_inventory(guest.uuid, source, dest)
+    assert list(Guest.objects.filter(uuid=guest.uuid).values_list("pk", "host_id")) == [(guest.pk, dest.pk)]
