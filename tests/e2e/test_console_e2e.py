@@ -138,6 +138,21 @@ def _journey(page, base: str, guest, tag: str) -> None:
     seen = _serial_command(serial, f"grep -o vd-{digits} /dev/vcs1",
                            lambda ls: ls.count(f"vd-{digits}") >= 2)
     assert seen.count(f"vd-{digits}") >= 2
+    if tag == "direct":
+        # "Paste text" types shifted characters too (Shift is pressed for them).
+        page.click("#vnc-paste-toggle")
+        page.fill("#vnc-paste-text", f"echo PASTE-$(({digits}+1))\n")
+        page.click("#vnc-paste-send")
+        expected = f"PASTE-{int(digits) + 1}"
+        time.sleep(1)
+        screenshot(page, "console-vnc-paste")
+        for attempt in range(5):  # the typing may still be under way: look again
+            try:
+                _serial_command(serial, "grep -o PASTE-[0-9]* /dev/vcs1", lambda ls: expected in ls, timeout=3)
+                break
+            except AssertionError:
+                if attempt == 4:
+                    raise
     serial.close()
 
 
