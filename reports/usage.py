@@ -1,9 +1,10 @@
 """Per-guest use over a period: right-sizing (idle, oversized, stopped with storage) and breakdowns.
 
-Every figure is over the period's roll-up samples of the user's visible guests (5-minute up to
-2 days, hourly beyond). CPU is in host threads (GuestSample.cpu_percent / 100), memory in bytes;
-p95 is nearest-rank (reports.stats). Guests only have samples while they run, so averages are
-"while running".
+Every figure is over the period's roll-up samples of the user's visible guests: 5-minute up to
+2 days, hourly up to 8 days, beyond that the daily per-guest roll-ups (reports.models.GuestDay:
+exact averages and maxima; p95 = nearest-rank p95 of the days' p95s). CPU is in host threads
+(GuestSample.cpu_percent / 100), memory in bytes; p95 is nearest-rank (reports.stats). Guests
+only have samples while they run, so averages are "while running".
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from reports.services import _pick_resolution, disk_bytes
 MIB = 1024**2
 UNASSIGNED = "unassigned"
 DAILY = 86400  # "resolution" of GuestDay rows
-DAILY_SPAN = timedelta(days=31)  # longer periods read GuestDay rows (when they cover the period)
+DAILY_SPAN = timedelta(days=8)  # longer periods read GuestDay rows (when they cover the period)
 
 
 def _setting(name: str, default: float) -> float:

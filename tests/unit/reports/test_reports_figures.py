@@ -129,20 +129,23 @@ def expected_idle(start, end, resolution):
     return set(Guest.objects.filter(pk__in=idle).values_list("name", flat=True))
 
 
+WEEK = {"period": "custom", "start": "2026-02-23", "end": "2026-03-01"}  # 7 days: per guest from hourly samples
+
+
 def test_the_right_sizing_page_and_csv_list_exactly_the_idle_guests(seeded, admin_client):
-    start, end = window(LONG)
+    start, end = window(WEEK)
     want = expected_idle(start, end, Resolution.HOUR)
     assert want, "the seed should produce idle guests"
-    html = admin_client.get("/reports/rightsizing/", LONG).content.decode()
+    html = admin_client.get("/reports/rightsizing/", WEEK).content.decode()
     table = re.search(r'id="idle-table">(.*?)</table>', html, re.S).group(1)
     assert set(re.findall(r'<tr data-guest="([^"]+)">', table)) == want
-    rows = read_csv(admin_client.get("/reports/rightsizing.csv", {**LONG, "table": "idle"}))
+    rows = read_csv(admin_client.get("/reports/rightsizing.csv", {**WEEK, "table": "idle"}))
     assert {r["guest"] for r in rows} == want
 
 
 def test_oversized_guests_free_what_their_p95_does_not_use(seeded, admin_client):
-    start, end = window(LONG)
-    rows = read_csv(admin_client.get("/reports/rightsizing.csv", {**LONG, "table": "oversized"}))
+    start, end = window(WEEK)
+    rows = read_csv(admin_client.get("/reports/rightsizing.csv", {**WEEK, "table": "oversized"}))
     assert rows
     for row in rows:
         guest = Guest.objects.get(name=row["guest"])
@@ -212,11 +215,11 @@ def test_the_charts_get_their_data_and_the_library_from_static_files(seeded, adm
     assert "/static/js/reports_overview.js" in html
 
 
-MONTH_PLUS = {"period": "custom", "start": "2026-01-27", "end": "2026-03-01"}  # 34 days → daily roll-ups
+MONTH_PLUS = {"period": "custom", "start": "2026-01-27", "end": "2026-03-01"}  # > 8 days → daily roll-ups
 
 
 def test_long_periods_read_daily_rollups_with_the_stated_p95(seeded, admin_client):
-    """Over a month: p95 = nearest-rank p95 of each day's nearest-rank p95 of hourly averages."""
+    """Over more than 8 days: p95 = nearest-rank p95 of each day's nearest-rank p95 of hourly averages."""
     start, end = window(MONTH_PLUS)
     hourly = defaultdict(lambda: defaultdict(list))
     io_max = defaultdict(float)
