@@ -237,3 +237,11 @@ def test_long_periods_read_daily_rollups_with_the_stated_p95(seeded, admin_clien
         assert float(row["cpu_p95_threads"]) == pytest.approx(p95[names[row["guest"]]], abs=1e-4)
     html = admin_client.get("/reports/rightsizing/", MONTH_PLUS).content.decode()
     assert "from daily (per-guest daily roll-ups of hourly) averages" in html
+
+
+def test_the_overview_reads_the_database_only_with_a_bounded_number_of_queries(seeded, admin_client,
+                                                                                django_assert_max_num_queries):
+    # Demo hosts point at test:/// files that do not exist: any libvirt call would fail the page.
+    with django_assert_max_num_queries(40):
+        response = admin_client.get("/reports/", LONG)
+    assert response.status_code == 200
