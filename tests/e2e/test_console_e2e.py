@@ -153,6 +153,15 @@ def _journey(page, base: str, guest, tag: str) -> None:
             except AssertionError:
                 if attempt == 4:
                     raise
+        # The send-keys menu: Ctrl+Alt+F2 switches the guest to its second virtual terminal
+        # (allocated first: the kernel ignores a switch to a terminal nobody opened).
+        _serial_command(serial, "openvt -c 2 sleep 300; echo opened", lambda ls: "opened" in ls, timeout=10)
+        page.click("#vnc-keys summary")
+        page.click("[data-fkey='2']")
+        _serial_command(serial, "cat /sys/class/tty/tty0/active", lambda ls: "tty2" in ls, timeout=10)
+        page.click("#vnc-keys summary")
+        page.click("[data-fkey='1']")
+        _serial_command(serial, "cat /sys/class/tty/tty0/active", lambda ls: "tty1" in ls, timeout=10)
     serial.close()
 
 
