@@ -112,6 +112,10 @@ class _Session:
                 await _audit(self.user, self.guest_uuid, AuditResult.DENIED, refusal.detail)
             await self.close(4403)  # before accept: the handshake fails with HTTP 403
             return
+        except Exception:  # Redis or the database failing: refuse, never proxy unchecked
+            log.exception("console authorisation failed for guest %s", self.guest_uuid)
+            await self.close(4500)
+            return
         await self._send({"type": "websocket.accept", "subprotocol": checks.reply_protocol(self.scope)})
         try:
             await asyncio.wait_for(self.serve(grant), conf.ABSOLUTE_TIMEOUT)
