@@ -69,15 +69,16 @@ function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws/live/`);
   socket.addEventListener("open", () => {
-    const wasDown = retryDelay > 500 || lastSeq.size > 0;
     retryDelay = 500;
     setStatus("ok", "connected");
     socket.send(JSON.stringify({ subscribe: wantedTopics() }));
-    if (wasDown) refreshAll();
   });
   socket.addEventListener("message", (event) => {
     const message = JSON.parse(event.data);
     if (message.topic) handle(message);
+    // Once subscribed, re-read everything shown: a change between the page's render (or the
+    // last disconnect) and the subscription would otherwise be missed.
+    else if (message.subscribed) refreshAll();
   });
   socket.addEventListener("close", () => {
     setStatus("down", "reconnecting");

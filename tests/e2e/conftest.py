@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -11,12 +10,15 @@ from tests.conftest import ARTIFACTS, PERSONA_PASSWORD
 from tests.integration.conftest import cleanup_guests, guest_name, libvirt_conn, services, stack  # noqa: F401
 from tests.stack import chromium_path
 
-# Playwright's sync API keeps an event loop in the test thread; the tests' ORM calls are still
-# synchronous and safe (Django's documented escape hatch for this case).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch):
+    """Playwright's sync API keeps an event loop in the test thread; the tests' own ORM calls are
+    still synchronous and safe, so allow them (Django's documented escape hatch) for e2e only."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def pytest_collection_modifyitems(items):
@@ -25,8 +27,9 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module: Playwright's event loop then never outlives the e2e tests."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
