@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q, Sum
+from django.db.models import F, FloatField, Q, Sum, Value
+from django.db.models.functions import Coalesce
 
 from core.policy import global_role, visible_guests, visible_hosts
 from guests.choices import ACTIVE_STATES
@@ -92,28 +93,56 @@ def _pick_resolution(queryset, period: Period, per_guest: bool = False) -> int:
     return preferred
 
 
-def host_series(host_ids: list[int], start: datetime, end: datetime, resolution: int) -> dict:
+def host_series(host_ids: list[int], start: datetime, end: datetime, resolution: int, *,
+                per_host: bool = True) -> dict:
     """{host_id | TOTAL: Series} from HostSample roll-ups; the total sums hosts bucket by bucket."""
+    out: dict = {TOTAL: total_series(host_ids, start, end, resolution)}
+    if not per_host:
+        return out
     rows = (HostSample.objects.filter(host_id__in=host_ids, resolution=resolution, time__gte=start, time__lt=end)
             .order_by("time").values_list(*_HOST_FIELDS))
-    out: dict = defaultdict(Series)
-    totals: dict[datetime, list[float]] = {}
     for host_id, when, cpus, cpu_pct, mem_total, mem_used, vcpus, mem_alloc, st_cap, st_alloc in rows.iterator(4000):
-        cpu_used = (cpu_pct or 0.0) * cpus / 100.0
-        values = (cpu_used, float(mem_used or 0), float(vcpus), float(mem_alloc), float(st_alloc),
-                  float(cpus), float(mem_total), float(st_cap))
-        _append(out[host_id], when, values)
-        bucket = totals.get(when)
-        if bucket is None:
-            totals[when] = list(values)
-        else:
-            for i, v in enumerate(values):
-                bucket[i] += v
-    total = Series()
-    for when in sorted(totals):
-        _append(total, when, totals[when])
-    out[TOTAL] = total
-    return dict(out)
+        series = out.get(host_id)
+        if series is None:
+            series = out[host_id] = Series()
+        _append(series, when, ((cpu_pct or 0.0) * cpus / 100.0, float(mem_used or 0), float(vcpus), float(mem_alloc),
+                               float(st_alloc), float(cpus), float(mem_total), float(st_cap)))
+    return out
+
+
+def host_values(host_ids: list[int], start: datetime, end: datetime, resolution: int) -> dict:
+    """{host_id: Series with cpu_used and memory_used only} — no times (no datetime parsing): per-host avg/p95."""
+    out: dict = {}
+    rows = (HostSample.objects.filter(host_id__in=host_ids, resolution=resolution, time__gte=start, time__lt=end)
+            .order_by().values_list("host_id", "cpus", "cpu_percent", "memory_used"))
+    for host_id, cpus, cpu_pct, mem_used in rows.iterator(8000):
+        series = out.get(host_id)
+        if series is None:
+            series = out[host_id] = Series(vcpus=None, storage_allocation=None, cpus=None, memory_total=None,
+                                           storage_capacity=None)
+        series.cpu_used.append((cpu_pct or 0.0) * cpus / 100.0)
+        series.memory_used.append(float(mem_used or 0))
+    return out
+
+
+def _total_sum(expression):
+    return Sum(expression, output_field=FloatField())
+
+
+def total_series(host_ids: list[int], start: datetime, end: datetime, resolution: int) -> Series:
+    """The hosts' figures summed bucket by bucket by the database (one row per bucket)."""
+    rows = (HostSample.objects.filter(host_id__in=host_ids, resolution=resolution, time__gte=start, time__lt=end)
+            .values("time").order_by("time").annotate(
+                cpu=_total_sum(Coalesce(F("cpu_percent"), Value(0.0)) * F("cpus") / Value(100.0)),
+                mem=_total_sum(Coalesce(F("memory_used"), Value(0))), vcpus=_total_sum(F("vcpus_all")),
+                alloc=_total_sum(F("memory_allocated_all")), st_alloc=_total_sum(F("storage_allocation")),
+                cpus=_total_sum(F("cpus")), mem_total=_total_sum(F("memory_total")),
+                st_cap=_total_sum(F("storage_capacity")))
+            .values_list("time", "cpu", "mem", "vcpus", "alloc", "st_alloc", "cpus", "mem_total", "st_cap"))
+    series = Series()
+    for when, *values in rows:
+        _append(series, when, [float(v or 0) for v in values])
+    return series
 
 
 def _append(series: Series, when: datetime, values) -> None:
@@ -229,9 +258,9 @@ def _add_guest(fig: Figures, guest) -> None:
 
 
 def _fill_period(fig: Figures, series: Series | None) -> None:
-    if not series or not series.times:
+    if not series or not series.cpu_used:
         return
-    fig.samples = len(series.times)
+    fig.samples = len(series.cpu_used)
     fig.cpu_avg, fig.cpu_p95 = stats.mean(series.cpu_used), stats.p95(series.cpu_used)
     fig.memory_avg, fig.memory_p95 = stats.mean(series.memory_used), stats.p95(series.memory_used)
 
@@ -288,7 +317,8 @@ def overview(user, period: Period, host_id: int | None = None) -> Overview:
         series[TOTAL] = guest_sum_series(all_ids, period.start, period.end, resolution)
     else:
         resolution = _pick_resolution(HostSample.objects.filter(host_id__in=host_ids), period)
-        series = host_series(host_ids, period.start, period.end, resolution)
+        series = host_values(host_ids, period.start, period.end, resolution)
+        series[TOTAL] = total_series(host_ids, period.start, period.end, resolution)
     for host in hosts:
         _fill_period(figures[host.pk], series.get(host.pk))
     _sum_into(total, figures.values())
@@ -472,9 +502,7 @@ def forecasts(user, period: Period, *, per_host: bool = True, only: tuple[str, .
             series.update({hid: guest_sum_series(ids, start, end, Resolution.HOUR) for hid, ids in ids_by_host.items()
                            if hid in names})
     else:
-        series = host_series([h.pk for h in hosts], start, end, Resolution.HOUR)
-        if not per_host:
-            series = {TOTAL: series[TOTAL]}
+        series = host_series([h.pk for h in hosts], start, end, Resolution.HOUR, per_host=per_host)
     if per_host:
         for host in hosts:
             series.setdefault(host.pk, Series())
