@@ -3,7 +3,7 @@
 The wizard collects a spec (plain dict, kept in the session between steps); `check_spec`
 validates it as a whole, `queue_create` turns it into a Job and `run_create` does the work:
 volumes, cloud-init ISO, define, start. Guests are `type='qemu'` (TCG) unless the host's facts
-say a real KVM boot check passed (`facts["kvm_boot_ok"]`): libvirt offering kvm is not enough.
+say a real KVM boot check passed (`Host.kvm_usable`): libvirt offering kvm is not enough.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def firmware_choices(host: Host) -> list[tuple[str, str]]:
 
 
 def virt_type(host: Host) -> str:
-    return "kvm" if (host.facts or {}).get("kvm_boot_ok") is True else "qemu"
+    return host.guest_virt_type
 
 
 # ------------------------------------------------------------------ validation

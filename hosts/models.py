@@ -25,6 +25,11 @@ class Host(models.Model):
     facts = models.JSONField(default=dict, blank=True)
     facts_updated = models.DateTimeField(null=True, blank=True)
 
+    kvm_usable = models.BooleanField(
+        null=True, blank=True,
+        help_text="Set by a real boot test (manage.py check_kvm); unknown or False means guests use TCG")
+    kvm_checked = models.DateTimeField(null=True, blank=True)
+
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -37,6 +42,11 @@ class Host(models.Model):
     @property
     def status_colour(self) -> str:
         return HOST_STATUS_COLOURS.get(self.status, "grey")
+
+    @property
+    def guest_virt_type(self) -> str:
+        """'kvm' only after a real boot test passed here: libvirt offering kvm is not enough."""
+        return "kvm" if self.kvm_usable else "qemu"
 
     @property
     def is_local(self) -> bool:

@@ -10,9 +10,9 @@ from virtdash.xml import Console, Domain, Graphics, Serial, Video
 DEMO_NAME = "virtdash-demo"
 
 
-def demo_domain_xml(name: str = DEMO_NAME, memory_mib: int = 96) -> str:
-    """A diskless TCG guest that boots to SeaBIOS: never KVM (see ENVIRONMENT.md)."""
-    dom = Domain.new(name, memory_mib, 1, "qemu")
+def demo_domain_xml(name: str = DEMO_NAME, memory_mib: int = 96, virt_type: str = "qemu") -> str:
+    """A diskless guest that boots to SeaBIOS; KVM only where a boot test proved it works."""
+    dom = Domain.new(name, memory_mib, 1, virt_type)
     dom.title = "VirtDash demo guest"
     dom.description = "Created by VirtDash set-up: diskless, no network, boots to SeaBIOS."
     dom.add_device(Graphics.new("vnc", listen="127.0.0.1"))
@@ -37,7 +37,7 @@ class Command(BaseCommand):
             if domains.count(target.uri):
                 self.stdout.write(f"{target.name} already has guests; no demo guest needed.")
                 return
-            uuid = domains.define(target.uri, demo_domain_xml())
+            uuid = domains.define(target.uri, demo_domain_xml(virt_type=target.guest_virt_type))
             if not no_start:
                 domains.start(target.uri, uuid)
         except VirtError as exc:

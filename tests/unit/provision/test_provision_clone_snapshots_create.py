@@ -106,7 +106,7 @@ def test_the_wizard_walks_its_steps_and_creates_a_guest(operator_client, test_ho
 
 def test_new_guests_use_qemu_unless_kvm_passed_a_boot_check(test_host):
     assert services_create.virt_type(test_host) == "qemu"
-    test_host.facts = {"kvm_boot_ok": True}
+    test_host.kvm_usable = True
     assert services_create.virt_type(test_host) == "kvm"
 
 
