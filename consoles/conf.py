@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from virtdash.env import env_int, env_str
+from virtdash.env import SettingError, env_int, env_str
 
 # A token lives at most this long (settings.VIRTDASH_CONSOLE_TOKEN_TTL, 30 s by default).
 TOKEN_TTL = min(30, settings.VIRTDASH_CONSOLE_TOKEN_TTL)
@@ -29,3 +29,16 @@ THUMBNAIL_SECONDS = 30
 THUMBNAIL_KEEP_SECONDS = 600
 # Open sessions re-check the policy this often: revoking a permission closes them.
 RECHECK_SECONDS = env_int("VIRTDASH_CONSOLE_RECHECK_SECONDS", 5, minimum=1)
+# Which proxy the VNC page uses: "inprocess" (the default: /websockify/<uuid> inside the web
+# process) or "websockify" (the separate websockify tier, consoles/websockify_plugin.py, reached at
+# WEBSOCKIFY_URL). Grants the tier cannot serve (password, SSH tunnel, view-only) stay in-process.
+TRANSPORTS = ("inprocess", "websockify")
+TRANSPORT = env_str("VIRTDASH_CONSOLE_TRANSPORT", "inprocess").strip().lower() or "inprocess"
+if TRANSPORT not in TRANSPORTS:
+    raise SettingError(f"VIRTDASH_CONSOLE_TRANSPORT must be one of {', '.join(TRANSPORTS)}, not {TRANSPORT!r}")
+# Where browsers reach the websockify tier: a path on the site's own origin (a reverse-proxy rule,
+# see deploy/nginx/) or a full ws:// / wss:// URL of a console machine. The page appends ?token=.
+WEBSOCKIFY_URL = env_str("VIRTDASH_WEBSOCKIFY_URL", "/websockify-tier/").strip()
+if not WEBSOCKIFY_URL.startswith(("/", "ws://", "wss://")) or any(c in WEBSOCKIFY_URL for c in "?#\\ "):
+    raise SettingError("VIRTDASH_WEBSOCKIFY_URL must be a path (/websockify-tier/) or a ws:// or wss:// URL "
+                       f"without query or fragment, not {WEBSOCKIFY_URL!r}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
-from consoles import conf, tokens
+from consoles import conf, tokens, websockify_plugin
 from consoles.targets import Unreachable, resolve
 from core import audit
 from core.choices import AuditResult
@@ -117,8 +117,9 @@ def issue_vnc_token(user, guest, mode: str) -> dict:
     grant = tokens.ConsoleGrant(user_id=user.pk, guest_uuid=guest.uuid, host_id=guest.host_id, mode=mode,
                                 target=target, password=graphics.passwd or None)
     token = tokens.issue(grant)
-    audit.record(user, "console.vnc", guest, detail=f"mode {mode}, target {target.describe()}")
-    return {"token": token, "path": f"/websockify/{guest.uuid}", "mode": mode, "ttl": conf.TOKEN_TTL}
+    route = websockify_plugin.route(grant)  # the in-process proxy, or the websockify tier when configured
+    audit.record(user, "console.vnc", guest, detail=f"mode {mode}, target {target.describe()}, {route['transport']}")
+    return {"token": token, "path": f"/websockify/{guest.uuid}", "mode": mode, "ttl": conf.TOKEN_TTL, **route}
 
 
 # -- thumbnails -------------------------------------------------------------------------------------

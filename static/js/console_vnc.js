@@ -1,6 +1,7 @@
 // VNC console page: asks the server for a one-time token, then connects noVNC to the
 // same-origin proxy at /websockify/<uuid>. The token travels as a WebSocket subprotocol, never
-// in a URL. The proxy authenticates to the guest itself: no password prompt here.
+// in a URL (the optional websockify tier, when the server names it, takes it as ?token=).
+// The proxy authenticates to the guest itself: no password prompt here.
 import RFB from "../vendor/novnc/core/rfb.js";
 
 const screen = document.getElementById("vnc-screen");
@@ -46,10 +47,18 @@ async function connect() {
     return;
   }
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  let url = `${scheme}//${location.host}${grant.path}`;
+  let wsProtocols = ["binary", `vd-token.${grant.token}`];
+  if (grant.transport === "websockify") {
+    // The websockify tier (README "Console proxy"): websockify reads the token from ?token= only.
+    const tier = new URL(grant.url, location.href);
+    tier.protocol = ["https:", "wss:"].includes(tier.protocol) ? "wss:" : "ws:";
+    tier.search = `?token=${encodeURIComponent(grant.token)}`;
+    [url, wsProtocols] = [tier.toString(), ["binary"]];
+  }
   status("Connecting…");
   connectedOnce = false;
-  rfb = new RFB(screen, `${scheme}//${location.host}${grant.path}`,
-    { wsProtocols: ["binary", `vd-token.${grant.token}`], shared: true });
+  rfb = new RFB(screen, url, { wsProtocols, shared: true });
   rfb.viewOnly = grant.mode === "view";
   rfb.scaleViewport = document.getElementById("vnc-scale").checked;
   rfb.background = "#111";
