@@ -109,8 +109,9 @@ def _audit(grant, result: str, detail: str) -> None:
         else:
             audit.record(user, ACTION, result=result, detail=detail, target_type="guest",
                          target_id=grant.guest_uuid[:64], target_name=grant.guest_uuid)
-    except Exception:
-        log.exception("could not write the audit entry (%s: %s)", result, detail)
+    except Exception as exc:  # the database down: the refusal or session still stands, say so loudly
+        log.error("%s: could not write the audit entry (%s: %s): %s: %s", TIER, result, detail,
+                  type(exc).__name__, exc)
 
 
 class TokenPlugin:
