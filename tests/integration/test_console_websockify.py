@@ -27,14 +27,16 @@ from websockets.sync.client import connect
 from consoles import tokens
 from consoles.targets import Target
 from hosts.virt.consoles import console_info
-from tests.conftest import TEST_PREFIX, make_user
+from tests.conftest import ARTIFACTS, TEST_PREFIX, make_user
 from tests.integration import console_guests as cg
 from tests.stack import VENV_BIN, Stack, free_port, wait_for_port
 from virtdash.xml import Domain, Graphics, Video
 
 URI = "qemu:///system"
 PASSWORD = "vd-Pw12"
-REFUSED = (InvalidHandshake, OSError, EOFError)  # websockify refuses by failing the HTTP upgrade
+REFUSED = InvalidHandshake  # websockify refuses by failing the HTTP upgrade (no 101 response)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 def _diskless_xml(name: str, password: str | None) -> str:
@@ -195,6 +197,10 @@ def test_an_expired_token_is_refused(servers, ports, rows, operator):
     with pytest.raises(REFUSED):
         _open(ports, token, servers)
     assert not _audit(plain.uuid, "ok")
+    from core.models import AuditEntry
+
+    assert cg.wait_for(lambda: AuditEntry.objects.filter(detail__contains="unknown, expired", result="denied",
+                                                         detail__startswith="websockify tier").exists(), 5)
 
 
 class _Canary:
@@ -314,7 +320,6 @@ def _audit_failed():
 def test_the_console_page_connects_through_the_websockify_tier(servers, ports, rows, operator, monkeypatch):
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.conftest import CHROMIUM_ARGS
     from tests.stack import chromium_path
 
     _, plain, _, _ = rows
@@ -331,6 +336,8 @@ def test_the_console_page_connects_through_the_websockify_tier(servers, ports, r
             page.goto(f"{servers.url}/consoles/{plain.uuid}/vnc/")
             page.wait_for_function("document.getElementById('console-status').textContent === 'Connected'",
                                    timeout=15000)
+            ARTIFACTS.joinpath("screenshots").mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "screenshots" / "console-websockify-tier.png"))
         finally:
             browser.close()
     assert any(url.startswith(f"ws://127.0.0.1:{ports['tier']}/?token=") for url in sockets), sockets
