@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F, FloatField, Q, Sum, Value
+from django.db.models import Count, F, FloatField, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
 from core.policy import global_role, visible_guests, visible_hosts
 from guests.choices import ACTIVE_STATES
-from guests.models import GuestSample, HostSample, Resolution
+from guests.models import Guest, GuestSample, HostSample, Resolution
 from reports import stats
 from reports.periods import Period
 
@@ -154,18 +154,91 @@ def _append(series: Series, when: datetime, values) -> None:
             target.append(value)
 
 
-def guest_sum_series(guest_ids, start: datetime, end: datetime, resolution: int) -> Series:
-    """The sums of some guests' samples bucket by bucket (restricted users: only their guests)."""
+def _guest_series() -> Series:
+    return Series(vcpus=None, storage_allocation=None, cpus=None, memory_total=None, storage_capacity=None)
+
+
+def guest_sum_series(guest_ids, start: datetime, end: datetime, resolution: int) -> dict:
+    """{host_id | TOTAL: Series}: some guests' samples summed bucket by bucket, per host and in total."""
     rows = (GuestSample.objects.filter(guest_id__in=guest_ids, resolution=resolution, time__gte=start, time__lt=end)
-            .values("time").order_by("time")
-            .annotate(cpu=Sum("cpu_percent"), mem=Sum("memory_used"), alloc=Sum("memory")))
-    series = Series(vcpus=None, storage_allocation=None, cpus=None, memory_total=None, storage_capacity=None)
-    for row in rows:
-        series.times.append(row["time"])
-        series.cpu_used.append((row["cpu"] or 0.0) / 100.0)
-        series.memory_used.append(float(row["mem"] or 0))
-        series.memory_allocated.append(float(row["alloc"] or 0))
-    return series
+            .values("time", "guest__host_id").order_by("time")
+            .annotate(cpu=Sum("cpu_percent"), mem=Sum("memory_used"), alloc=Sum("memory"))
+            .values_list("time", "guest__host_id", "cpu", "mem", "alloc"))
+    out: dict = {TOTAL: _guest_series()}
+    total = out[TOTAL]
+    for when, host_id, cpu, mem, alloc in rows:
+        figures = ((cpu or 0.0) / 100.0, float(mem or 0), float(alloc or 0))
+        series = out.get(host_id)
+        if series is None:
+            series = out[host_id] = _guest_series()
+        _append_guest(series, when, figures)
+        if total.times and total.times[-1] == when:
+            total.cpu_used[-1] += figures[0]
+            total.memory_used[-1] += figures[1]
+            total.memory_allocated[-1] += figures[2]
+        else:
+            _append_guest(total, when, figures)
+    return out
+
+
+def _append_guest(series: Series, when: datetime, figures: tuple[float, float, float]) -> None:
+    series.times.append(when)
+    series.cpu_used.append(figures[0])
+    series.memory_used.append(figures[1])
+    series.memory_allocated.append(figures[2])
+
+
+def merge_totals(parts: list[Series]) -> Series:
+    """Sum total series bucket by bucket; host-wide figures survive only if every part has them."""
+    parts = [p for p in parts if p is not None]
+    if len(parts) == 1:
+        return parts[0]
+    merged: dict[datetime, list[float]] = {}
+    for part in parts:
+        for i, when in enumerate(part.times):
+            bucket = merged.setdefault(when, [0.0, 0.0, 0.0])
+            bucket[0] += part.cpu_used[i]
+            bucket[1] += part.memory_used[i]
+            bucket[2] += part.memory_allocated[i]
+    out = _guest_series()
+    for when in sorted(merged):
+        _append_guest(out, when, tuple(merged[when]))
+    return out
+
+
+def visibility_split(user, host_ids: list[int]) -> tuple[list[int], dict[int, list[int]]]:
+    """(hosts whose every guest the user sees, {host_id: visible guest ids} on the other hosts).
+
+    Hosts seen entirely are reported from their host samples (as for admins): cheap and
+    complete. On the others only the visible guests' own samples are summed.
+    """
+    visible: dict[int, list[int]] = defaultdict(list)
+    for gid, hid in visible_guests(user).filter(host_id__in=host_ids).values_list("id", "host_id"):
+        visible[hid].append(gid)
+    counts = dict(Guest.objects.filter(host_id__in=host_ids).order_by().values("host_id")
+                  .annotate(n=Count("id")).values_list("host_id", "n"))
+    full = [hid for hid in host_ids if len(visible.get(hid, ())) == counts.get(hid, 0)]
+    return full, {hid: ids for hid, ids in visible.items() if hid not in full}
+
+
+def restricted_series(full: list[int], partial: dict[int, list[int]], start: datetime, end: datetime,
+                      resolution: int, *, per_host_times: bool) -> dict:
+    """{host_id | TOTAL: Series} for a user restricted by grants (see visibility_split)."""
+    out: dict = {}
+    totals = []
+    if full:
+        if per_host_times:
+            out.update(host_series(full, start, end, resolution))
+        else:
+            out.update(host_values(full, start, end, resolution))
+            out[TOTAL] = total_series(full, start, end, resolution)
+        totals.append(out.pop(TOTAL))
+    if partial:
+        sums = guest_sum_series([g for ids in partial.values() for g in ids], start, end, resolution)
+        totals.append(sums.pop(TOTAL))
+        out.update(sums)
+    out[TOTAL] = merge_totals(totals) if totals else _guest_series()
+    return out
 
 
 # ----------------------------------------------------------------------------- overview
@@ -291,30 +364,26 @@ def overview(user, period: Period, host_id: int | None = None) -> Overview:
         "id", "host_id", "state", "vcpus", "memory_kib", "summary", "cpu_percent", "memory_used_kib")
     figures = {h.pk: Figures(h.pk, h.name) for h in hosts}
     total = Figures(TOTAL, "All hosts" if host_id is None else hosts[0].name if hosts else "—")
-    guest_ids_by_host: dict[int, list[int]] = defaultdict(list)
     now_cpu: dict[int, float] = defaultdict(float)
     now_mem: dict[int, float] = defaultdict(float)
     for guest in guests:
         _add_guest(figures[guest.host_id], guest)
-        guest_ids_by_host[guest.host_id].append(guest.pk)
         if guest.state in ACTIVE_STATES:
             now_cpu[guest.host_id] += (guest.cpu_percent or 0.0) / 100.0
             now_mem[guest.host_id] += (guest.memory_used_kib or 0) * 1024
+    full, partial = visibility_split(user, host_ids) if restricted else (host_ids, {})
     for host in hosts:
         fig = figures[host.pk]
         latest = latest_host_sample(host.pk)
         fig.cpus, fig.memory_total, fig.storage_capacity, fig.storage_allocation = _host_capacity(host, latest)
-        if restricted:
+        if host.pk in partial:
             fig.cpu_now, fig.memory_now = now_cpu[host.pk], now_mem[host.pk]
         elif latest:
             fig.cpu_now = (latest["cpu_percent"] or 0.0) * latest["cpus"] / 100.0
             fig.memory_now = float(latest["memory_used"] or 0)
     if restricted:
-        all_ids = [gid for ids in guest_ids_by_host.values() for gid in ids]
-        resolution = _pick_resolution(GuestSample.objects.filter(guest_id__in=all_ids), period, per_guest=True)
-        series = {hid: guest_sum_series(ids, period.start, period.end, resolution)
-                  for hid, ids in guest_ids_by_host.items()}
-        series[TOTAL] = guest_sum_series(all_ids, period.start, period.end, resolution)
+        resolution = _pick_resolution(HostSample.objects.filter(host_id__in=host_ids), period)
+        series = restricted_series(full, partial, period.start, period.end, resolution, per_host_times=False)
     else:
         resolution = _pick_resolution(HostSample.objects.filter(host_id__in=host_ids), period)
         series = host_values(host_ids, period.start, period.end, resolution)
@@ -394,8 +463,12 @@ def daily_points(times: list[datetime], values: list[float], how: str) -> tuple[
     return xs, ys
 
 
-def day_to_datetime(x: float) -> datetime:
-    return datetime.fromtimestamp(x * 86400, UTC)
+def day_to_datetime(x: float) -> datetime | None:
+    """Day number → datetime; None for days no calendar holds (absurd extrapolations)."""
+    try:
+        return datetime.fromtimestamp(x * 86400, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 @dataclass
@@ -433,7 +506,7 @@ class ResourceForecast:
         """Points, the fitted line and its band from the first day to `horizon_days` after the last."""
         trend = self.result.trend if self.result else None
         out = {"key": self.resource.key, "label": self.resource.label, "unit": self.resource.unit,
-               "limit": self.limit, "points": [[day_to_datetime(x).date().isoformat(), y]
+               "limit": self.limit, "points": [[day_to_datetime(x).date().isoformat(), y]  # observed days
                                                for x, y in zip(self.xs, self.ys, strict=True)],
                "fit": [], "low": [], "high": []}
         if trend and self.xs:
@@ -442,7 +515,7 @@ class ResourceForecast:
             if self.result.when is not None:
                 end = min(max(end, self.result.when + 7), last + 2 * 365)
             for x in (self.xs[0], last, end):
-                day = day_to_datetime(x).date().isoformat()
+                day = day_to_datetime(x).date().isoformat()  # end ≤ last + 2 years: always a date
                 out["fit"].append([day, trend.at(x)])
                 out["low"].append([day, trend.low_at(x)])
                 out["high"].append([day, trend.high_at(x)])
@@ -489,18 +562,14 @@ def forecasts(user, period: Period, *, per_host: bool = True, only: tuple[str, .
     names = {h.pk: h.name for h in hosts}
     capacity = {}
     if restricted:
-        ids_by_host: dict[int, list[int]] = defaultdict(list)
-        for gid, hid in visible_guests(user).values_list("id", "host_id"):
-            ids_by_host[hid].append(gid)
         for host in hosts:
             cpus, memory, _, _ = _host_capacity(host, latest_host_sample(host.pk))
             capacity[host.pk] = {"cpus": cpus, "memory_total": memory}
         capacity[TOTAL] = {k: sum(c[k] for c in capacity.values()) for k in ("cpus", "memory_total")}
-        all_ids = [g for ids in ids_by_host.values() for g in ids]
-        series = {TOTAL: guest_sum_series(all_ids, start, end, Resolution.HOUR)}
-        if per_host:
-            series.update({hid: guest_sum_series(ids, start, end, Resolution.HOUR) for hid, ids in ids_by_host.items()
-                           if hid in names})
+        full, partial = visibility_split(user, list(names))
+        series = restricted_series(full, partial, start, end, Resolution.HOUR, per_host_times=per_host)
+        if not per_host:
+            series = {TOTAL: series[TOTAL]}
     else:
         series = host_series([h.pk for h in hosts], start, end, Resolution.HOUR, per_host=per_host)
     if per_host:
@@ -513,7 +582,7 @@ def forecasts(user, period: Period, *, per_host: bool = True, only: tuple[str, .
         for resource in RESOURCES:
             if only and resource.key not in only:
                 continue
-            if restricted and resource.host_wide:
+            if resource.host_wide and getattr(data, resource.series_field) is None:
                 rows.append(ResourceForecast(resource, scope, name, None, None, None, [], []))
                 continue
             cap = capacity.get(scope, {}).get(resource.limit_field) if restricted else None

@@ -194,6 +194,7 @@ def forecast(xs: Sequence[float], ys: Sequence[float], limit: float, *, now: flo
     earliest = _crossing(trend.intercept_high, trend.slope_high, limit)
     latest = _crossing(trend.intercept_low, trend.slope_low, limit)
     if when is None or when - now > horizon:
+        earliest = earliest if earliest is not None and earliest - now <= horizon else None
         return Forecast(ForecastStatus.BEYOND, limit, trend, earliest=earliest,
                         reason=f"Grows, but reaches the limit more than {horizon / 365:.0f} years from now.")
     earliest = max(now, min(earliest if earliest is not None else when, when))

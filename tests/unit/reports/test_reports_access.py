@@ -93,3 +93,27 @@ def test_a_bad_period_falls_back_with_a_message(small_seed, viewer_client):
     assert viewer_client.get("/reports/rightsizing.csv", {"table": "nope"}).status_code == 404
     assert viewer_client.get("/reports/breakdown/", {"by": "<script>"}).status_code == 404
     assert viewer_client.get("/reports/", {"host": "abc"}).status_code == 404
+
+
+def _overview_rows(client):
+    return {r["host"]: r for r in csv.DictReader(io.StringIO(client.get("/reports/overview.csv", LONG)
+                                                              .content.decode()))}
+
+
+def test_a_host_seen_entirely_reports_like_for_admins_and_a_single_guest_adds_only_itself(
+        small_seed, outsider_user, outsider_client, admin_client):
+    first, second = small_seed.hosts
+    other = second.guests.filter(state="running").order_by("name").first()
+    Grant.objects.create(user=outsider_user, role="viewer", host=first)
+    Grant.objects.create(user=outsider_user, role="viewer", guest=other)
+    mine, admins = _overview_rows(outsider_client), _overview_rows(admin_client)
+    assert mine[first.name]["cpu_used_p95_threads"] == admins[first.name]["cpu_used_p95_threads"]
+    assert mine[first.name]["memory_used_avg_bytes"] == admins[first.name]["memory_used_avg_bytes"]
+    assert int(mine[second.name]["vcpus_all"]) == other.vcpus
+    assert float(mine[second.name]["cpu_used_p95_threads"]) <= other.vcpus
+    assert int(mine["All hosts"]["vcpus_all"]) == int(admins[first.name]["vcpus_all"]) + other.vcpus
+    forecast = outsider_client.get("/reports/forecast.csv", LONG).content.decode()
+    rows = list(csv.DictReader(io.StringIO(forecast)))
+    vcpu = {r["scope"]: r for r in rows if r["resource"] == "vCPUs allocated"}
+    assert vcpu[first.name]["reason"] != "Not available for your view (needs host-wide figures)."
+    assert vcpu[second.name]["reason"] == "Not available for your view (needs host-wide figures)."

@@ -108,3 +108,11 @@ def test_forecast_beyond_the_horizon_has_no_date():
     result = stats.forecast(xs, [10 + 0.001 * x for x in xs], 1000, now=29)
     assert result.status == ForecastStatus.BEYOND
     assert result.when is None and not math.isnan(result.trend.slope)
+
+
+def test_a_far_away_crossing_gives_no_absurd_dates():
+    xs = [20000.0 + i for i in range(30)]
+    ys = [10 + 1e-9 * i + (i % 3) * 1e-10 for i in range(30)]
+    result = stats.forecast(xs, ys, 1e6, now=xs[-1])
+    assert result.when is None
+    assert result.earliest is None or result.earliest - xs[-1] <= stats.FORECAST_HORIZON_DAYS
