@@ -110,8 +110,6 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from reports.stats import percentile
-
     seed(args)
     user, _ = get_user_model().objects.get_or_create(username="bench-admin", defaults={"is_superuser": True})
     client = Client()
@@ -124,11 +122,40 @@ def main() -> None:
                   "/reports/rightsizing/?period=year", "/reports/breakdown/?period=month&by=team",
                   "/reports/breakdown/?period=year&by=owner", "/reports/overview.csv?period=year"]
     client.get(pages[0])  # warm-up: imports, template compilation, SQLite page cache
-    print(f"\n{'page':45} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'queries':>8}")
+    print(f"\n{'page (admin: sees everything)':52} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'queries':>8}")
+    report(client, pages, args.runs)
+    lead = restricted_client()
+    print(f"\n{'page (grant on one host + one guest elsewhere)':52}")
+    report(lead, [f"/reports/?period={p}" for p in ("week", "quarter", "year")] +
+           ["/reports/forecast/?period=year", "/reports/rightsizing/?period=year"], args.runs)
+
+
+def report(client, pages: list[str], runs: int) -> None:
+    from reports.stats import percentile
+
     for url in pages:
-        times, queries = measure(client, url, args.runs)
+        times, queries = measure(client, url, runs)
         ms = [t * 1000 for t in times]
-        print(f"{url:45} {percentile(ms, 50):8.0f} {percentile(ms, 95):8.0f} {max(ms):8.0f} {queries:8d}", flush=True)
+        print(f"{url:52} {percentile(ms, 50):8.0f} {percentile(ms, 95):8.0f} {max(ms):8.0f} {queries:8d}", flush=True)
+
+
+def restricted_client():
+    """A team lead: a viewer grant on the first host and on one guest of another host."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from core.models import Grant
+    from guests.models import Guest
+    from hosts.models import Host
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-lead")
+    Grant.objects.filter(user=user).delete()
+    host = Host.objects.order_by("name").first()
+    Grant.objects.create(user=user, role="viewer", host=host)
+    Grant.objects.create(user=user, role="viewer", guest=Guest.objects.exclude(host=host).order_by("name").first())
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 if __name__ == "__main__":
