@@ -33,11 +33,16 @@ it is bound to one user, guest, target and mode. The in-process proxy keeps the 
 altogether (subprotocol), one more reason it is the default.
 
 websockify forks one process per connection; `lookup` and `authenticate` for a connection run one
-after the other in that process, which is where the pending grant lives (a thread-local).
+after the other in that process, which is where the pending grant lives (a thread-local). An
+accepted session's process also enforces what the in-process proxy does per session (`_guard`):
+the per-user session cap (the same Redis set, so both transports count together), the absolute
+time limit, and the policy re-check every few seconds (revoking a permission or disabling the
+user closes the console). websockify cannot see traffic from a plugin, so there is no idle timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -51,6 +56,7 @@ ACTION = "console.vnc"
 TIER = "websockify tier"
 
 _pending = threading.local()
+_listener_pid: int | None = None  # websockify's listening process; sessions run in forked children
 
 
 def setup_django() -> None:
@@ -122,8 +128,10 @@ class TokenPlugin:
     """
 
     def __init__(self, src=None):
+        global _listener_pid
         self.source = src
         setup_django()  # settings only: no Redis or database connection is opened here
+        _listener_pid = os.getpid()
         log.info("%s: serving VirtDash console tokens", TIER)
 
     def lookup(self, token):
@@ -169,8 +177,8 @@ class TokenPlugin:
 
 
 class ExpectOrigin(auth_plugins.ExpectOrigin):
-    """websockify's ExpectOrigin (same source: allowed origins, space-separated) plus the audit
-    entry for the session whose token `TokenPlugin` just looked up."""
+    """websockify's ExpectOrigin (same source: allowed origins, space-separated) plus, for the
+    session whose token `TokenPlugin` just looked up, its limits (`_guard`) and its audit entry."""
 
     def authenticate(self, headers, target_host, target_port):
         from core.choices import AuditResult
@@ -184,7 +192,87 @@ class ExpectOrigin(auth_plugins.ExpectOrigin):
             if grant is not None:
                 _audit(grant, AuditResult.DENIED, f"foreign or missing Origin {exc.actual_origin!r}"[:500])
             raise
-        if grant is not None:
-            age = time.time() - grant.issued if grant.issued else 0
-            _audit(grant, AuditResult.OK, f"session opened, mode {grant.mode}, target {grant.target.describe()}, "
-                                          f"token used after {age:.1f} s")
+        if grant is None:
+            return
+        try:
+            _guard(grant)
+        except auth_plugins.AuthenticationError as exc:
+            log.warning("%s: refused a console of user %s: %s", TIER, grant.user_id, exc.msg)
+            _audit(grant, AuditResult.DENIED, exc.msg)
+            raise
+        age = time.time() - grant.issued if grant.issued else 0
+        _audit(grant, AuditResult.OK, f"session opened, mode {grant.mode}, target {grant.target.describe()}, "
+                                      f"token used after {age:.1f} s")
+
+
+def _in_redis(make_call):
+    """Run one consoles.sessions coroutine on a fresh event loop and close its Redis client."""
+    from consoles import tokens
+
+    async def main():
+        try:
+            return await make_call()
+        finally:
+            await tokens.async_client().aclose()
+
+    return asyncio.run(main())
+
+
+def _guard(grant) -> None:
+    """Per-session limits, enforced inside the session's own forked process (see the module doc).
+
+    Raises AuthenticationError (HTTP 403) when the user already has the most sessions open.
+    """
+    from multiprocessing import util as mp_util
+
+    from consoles import conf, sessions
+
+    if os.getpid() == _listener_pid:  # websockify --run-once: no process of our own to end
+        log.warning("%s: session limits need websockify's process per connection (no --run-once)", TIER)
+        return
+    try:
+        session = _in_redis(lambda: sessions.acquire(grant.user_id))
+    except Exception as exc:
+        raise auth_plugins.AuthenticationError(response_code=403, response_msg="console session check failed",
+                                               log_msg=f"session check failed: {exc}") from None
+    if session is None:
+        raise auth_plugins.AuthenticationError(response_code=403,
+                                               response_msg=f"more than {conf.MAX_SESSIONS_PER_USER} "
+                                                            "console sessions open")
+    released = threading.Event()
+
+    def release() -> None:
+        if not released.is_set():
+            released.set()
+            _in_redis(lambda: sessions.release(grant.user_id, session))
+
+    mp_util.Finalize(None, release, exitpriority=10)  # runs when the session's process ends normally
+    deadline = time.monotonic() + conf.ABSOLUTE_TIMEOUT
+
+    def watch() -> None:
+        from django.db import close_old_connections
+
+        from consoles.services import still_allowed
+
+        while True:
+            time.sleep(max(0.05, min(conf.RECHECK_SECONDS, deadline - time.monotonic())))
+            if time.monotonic() >= deadline:
+                why = "console session time limit reached"
+            else:
+                try:
+                    close_old_connections()
+                    allowed = still_allowed(grant.user_id, grant.host_id, grant.guest_uuid, grant.mode)
+                except Exception as exc:  # as in-process: a failing check ends the session
+                    allowed, why = False, f"permission re-check failed: {type(exc).__name__}: {exc}"
+                else:
+                    why = "permission withdrawn"
+                if allowed:
+                    continue
+            log.info("%s: closing the console of user %s on guest %s: %s", TIER, grant.user_id,
+                     grant.guest_uuid, why)
+            try:
+                release()
+            finally:
+                os._exit(0)  # ends this session's process only: the browser sees the socket close
+
+    threading.Thread(target=watch, name="console-guard", daemon=True).start()

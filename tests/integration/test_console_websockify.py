@@ -9,6 +9,7 @@ with (which the tier must refuse and the endpoint must route to the in-process p
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
@@ -400,3 +401,36 @@ def test_the_tier_works_behind_nginx_with_the_shipped_location_and_keeps_tokens_
         assert response.status == 200  # the site's own rule still serves (and logs) the pages
     log = cg.wait_for(lambda: (tmp / "access.log").exists() and (tmp / "access.log").read_text(), 5)
     assert "/healthz" in log and token not in log and "websockify-tier" not in log
+
+
+def test_revoking_the_permission_closes_an_open_tier_console_within_seconds(servers, ports, rows, operator):
+    from websockets.exceptions import ConnectionClosed
+
+    _, plain, _, _ = rows
+    with _open(ports, _endpoint_token(servers, plain, cg.session_cookie(operator))["token"], servers) as ws:
+        _server_init(ws)
+        operator.groups.clear()
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed):
+            while time.monotonic() - started < 15:
+                ws.recv(timeout=15)
+        assert time.monotonic() - started < 12  # re-checked every VIRTDASH_CONSOLE_RECHECK_SECONDS (5)
+
+
+def test_the_per_user_session_cap_counts_tier_sessions(servers, ports, rows, operator):
+    from consoles import conf
+
+    _, plain, _, _ = rows
+    cookie = cg.session_cookie(operator)
+    with contextlib.ExitStack() as opened:
+        for _ in range(conf.MAX_SESSIONS_PER_USER):
+            ws = opened.enter_context(_open(ports, _endpoint_token(servers, plain, cookie)["token"], servers))
+            assert ws.recv(timeout=10) == b"RFB 003.008\n"
+        with pytest.raises(InvalidStatus) as refused:
+            _open(ports, _endpoint_token(servers, plain, cookie)["token"], servers)
+        assert refused.value.response.status_code == 403
+        assert any("console sessions open" in entry.detail for entry in _wait_audit(plain.uuid, "denied"))
+    # Closed sessions give their places back (released when each session's process ends).
+    cg.wait_for(lambda: tokens._client().zcard(f"vd:console:sessions:{operator.pk}") == 0, 10)
+    with _open(ports, _endpoint_token(servers, plain, cookie)["token"], servers) as ws:
+        assert ws.recv(timeout=10) == b"RFB 003.008\n"
