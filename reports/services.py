@@ -450,11 +450,19 @@ RESOURCES = [
 ]
 
 
-def daily_points(times: list[datetime], values: list[float], how: str) -> tuple[list[float], list[float]]:
-    """Collapse samples to one point per UTC day: x = day number (days since the epoch, at noon)."""
+def daily_points(times: list[datetime], values: list[float], how: str,
+                 window: tuple[datetime, datetime] | None = None) -> tuple[list[float], list[float]]:
+    """Collapse samples to one point per UTC day: x = day number (days since the epoch, at noon).
+
+    Days cut by the window (the running day, a first day starting mid-day) are left out: their
+    p95 or maximum would be that of a few hours and bend the trend.
+    """
     days: dict[int, list[float]] = defaultdict(list)
     for when, value in zip(times, values, strict=True):
         days[int(when.timestamp() // 86400)].append(value)
+    if window:
+        first, last = window[0].timestamp() / 86400, window[1].timestamp() / 86400
+        days = {d: v for d, v in days.items() if d >= first and d + 1 <= last}
     xs, ys = [], []
     for day in sorted(days):
         bucket = days[day]
@@ -531,7 +539,7 @@ def _limit(resource: Resource, series: Series) -> float | None:
 
 
 def forecast_series(resource: Resource, series: Series, scope, name: str, capacity: float | None = None,
-                    now: datetime | None = None) -> ResourceForecast:
+                    now: datetime | None = None, window: tuple[datetime, datetime] | None = None) -> ResourceForecast:
     values = getattr(series, resource.series_field)
     limit = _limit(resource, series)
     if limit is None and capacity is not None:
@@ -539,7 +547,7 @@ def forecast_series(resource: Resource, series: Series, scope, name: str, capaci
         limit = capacity * factor
     if values is None or limit is None:
         return ResourceForecast(resource, scope, name, limit, None, None, [], [])
-    xs, ys = daily_points(series.times, values, resource.daily)
+    xs, ys = daily_points(series.times, values, resource.daily, window)
     today = (now or datetime.now(UTC)).timestamp() / 86400
     result = stats.forecast(xs, ys, limit, now=max(today, xs[-1] if xs else today))
     return ResourceForecast(resource, scope, name, limit, ys[-1] if ys else None, result, xs, ys)
@@ -586,7 +594,7 @@ def forecasts(user, period: Period, *, per_host: bool = True, only: tuple[str, .
                 rows.append(ResourceForecast(resource, scope, name, None, None, None, [], []))
                 continue
             cap = capacity.get(scope, {}).get(resource.limit_field) if restricted else None
-            rows.append(forecast_series(resource, data, scope, name, cap, end))
+            rows.append(forecast_series(resource, data, scope, name, cap, end, (start, end)))
         out[scope] = rows
     ordered = {TOTAL: out.pop(TOTAL)} if TOTAL in out else {}
     ordered.update(sorted(out.items(), key=lambda item: names.get(item[0], "")))
