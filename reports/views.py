@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from core.policy import visible_hosts
 from guests.models import Resolution
@@ -47,6 +48,7 @@ def _context(request, period: Period, **extra) -> dict:
             "restricted": not services.sees_everything(request.user), **extra}
 
 
+@require_safe
 def overview(request):
     period = _period(request)
     host_id = _host_id(request)
@@ -92,6 +94,7 @@ def _forecast_chart(row) -> dict:
     return chart
 
 
+@require_safe
 def overview_csv(request):
     period = _period(request)
     data = services.overview(request.user, period, _host_id(request))
@@ -108,6 +111,7 @@ def overview_csv(request):
     return csv_response(f"capacity-{period.key}.csv", header, rows)
 
 
+@require_safe
 def forecast(request):
     period = _period(request)
     rows = {str(scope): items for scope, items in services.forecasts(request.user, period).items()}
@@ -123,6 +127,7 @@ def _day(value) -> str:
     return value.date().isoformat() if value else ""
 
 
+@require_safe
 def forecast_csv(request):
     period = _period(request)
     rows = services.forecasts(request.user, period)
@@ -138,6 +143,7 @@ def forecast_csv(request):
     return csv_response(f"forecast-{period.key}.csv", header, out)
 
 
+@require_safe
 def rightsizing(request):
     period = _period(request)
     result = usage.right_sizing(request.user, period)
@@ -148,6 +154,7 @@ def rightsizing(request):
 RS_TABLES = {"idle", "oversized", "stopped"}
 
 
+@require_safe
 def rightsizing_csv(request):
     period = _period(request)
     table = request.GET.get("table", "oversized")
@@ -171,6 +178,7 @@ def _grouping(request) -> str:
     return by
 
 
+@require_safe
 def breakdown(request):
     period = _period(request)
     by = _grouping(request)
@@ -181,6 +189,7 @@ def breakdown(request):
         resolution=resolution))
 
 
+@require_safe
 def breakdown_csv(request):
     period = _period(request)
     by = _grouping(request)

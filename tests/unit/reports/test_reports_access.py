@@ -80,9 +80,9 @@ def test_a_host_grant_shows_that_host_and_not_the_other(small_seed, outsider_use
     assert second.name not in forecast
 
 
-def test_reports_change_nothing_over_post(small_seed, admin_client):
-    response = admin_client.post("/reports/", {})
-    assert response.status_code in (200, 403, 405)  # nothing to post; CSRF refuses or the view ignores it
+def test_reports_are_read_only_and_refuse_posts(small_seed, admin_client):
+    for url in ("/reports/", "/reports/overview.csv", "/reports/rightsizing/", "/reports/breakdown.csv"):
+        assert admin_client.post(url, {}).status_code == 405
     assert Guest.objects.count() == small_seed.guests
 
 
