@@ -10,14 +10,14 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
-from reports import services, usage
+from reports import forecasting, services, usage
 from reports.periods import Period
-from reports.services import TOTAL
+from reports.series import TOTAL
 
 
 def build(user, period: Period) -> dict:
     data = services.overview(user, period)
-    rows = services.forecasts(user, period, per_host=False).get(TOTAL, [])
+    rows = forecasting.forecasts(user, period, per_host=False).get(TOTAL, [])
     return {
         "user": user, "period": period, "data": data, "total": data.total,
         "soonest": sorted((f for f in rows if f.when), key=lambda f: f.when),

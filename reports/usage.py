@@ -24,7 +24,8 @@ from reports import stats
 from reports.models import GuestDay
 from reports.periods import Period
 from reports.rollup import io_expression
-from reports.services import _pick_resolution, disk_bytes
+from reports.series import pick_resolution
+from reports.services import disk_bytes
 
 MIB = 1024**2
 UNASSIGNED = "unassigned"
@@ -143,7 +144,7 @@ def guest_averages(user, period: Period) -> tuple[list[GuestUse], int]:
         _fill_from_days(uses, daily)
         return list(uses.values()), DAILY
     samples = GuestSample.objects.filter(guest_id__in=list(uses))
-    resolution = _pick_resolution(samples, period, per_guest=True)
+    resolution = pick_resolution(samples, period, per_guest=True)
     rows = (samples.filter(resolution=resolution, time__gte=period.start, time__lt=period.end).order_by()
             .values("guest_id").annotate(cpu=Avg("cpu_percent"), mem=Avg("memory_used"), n=Count("id")))
     for row in rows:
@@ -162,7 +163,7 @@ def guest_usage(user, period: Period) -> tuple[list[GuestUse], int]:
         _fill_from_days(uses, daily)
         return list(uses.values()), DAILY
     samples = GuestSample.objects.filter(guest_id__in=list(uses))
-    resolution = _pick_resolution(samples, period, per_guest=True)
+    resolution = pick_resolution(samples, period, per_guest=True)
     io_expr = io_expression()
     rows = (samples.filter(resolution=resolution, time__gte=period.start, time__lt=period.end)
             .order_by().annotate(io=io_expr).values_list("guest_id", "cpu_percent", "memory_used", "io"))

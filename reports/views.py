@@ -13,10 +13,10 @@ from django.views.decorators.http import require_safe
 
 from core.policy import visible_hosts
 from guests.models import Resolution
-from reports import services, usage
+from reports import forecasting, services, usage
 from reports.exports import csv_response
 from reports.periods import PERIODS, Period, PeriodError, period_from
-from reports.services import TOTAL
+from reports.series import TOTAL, Series
 
 GIB = 1024**3
 RESOLUTION_WORDS = {Resolution.RAW: "raw", Resolution.FIVE_MINUTES: "5-minute", Resolution.HOUR: "hourly",
@@ -53,7 +53,7 @@ def overview(request):
     period = _period(request)
     host_id = _host_id(request)
     data = services.overview(request.user, period, host_id)
-    rows = services.forecasts(request.user, period, per_host=host_id is not None)
+    rows = forecasting.forecasts(request.user, period, per_host=host_id is not None)
     total_forecasts = rows.get(host_id if host_id is not None else TOTAL, [])
     chart = {
         "hosts": [{"name": f.name, "cpus": f.cpus, "vcpus_running": f.vcpus_running,
@@ -61,7 +61,7 @@ def overview(request):
                    "memory_running": f.memory_running / GIB, "memory_stopped": (f.memory_all - f.memory_running) / GIB,
                    "storage_capacity": f.storage_capacity / GIB, "storage_used": f.storage_allocation / GIB,
                    "volume_capacity": f.volume_capacity / GIB} for f in data.hosts],
-        "usage": services.chart_points(data.series.get(TOTAL) or services.Series()),
+        "usage": services.chart_points(data.series.get(TOTAL) or Series()),
         "capacity": {"cpus": data.total.cpus, "memory_total": data.total.memory_total / GIB},
         "forecast": _headline_forecast(total_forecasts),
     }
@@ -114,10 +114,10 @@ def overview_csv(request):
 @require_safe
 def forecast(request):
     period = _period(request)
-    rows = {str(scope): items for scope, items in services.forecasts(request.user, period).items()}
+    rows = {str(scope): items for scope, items in forecasting.forecasts(request.user, period).items()}
     charts = {scope: [_forecast_chart(r) for r in items if r.result and r.result.trend] for scope, items in
               rows.items()}
-    window = services.trend_window(period)
+    window = forecasting.trend_window(period)
     return render(request, "reports/forecast.html", _context(
         request, period, section="forecast", rows=rows, charts=charts, window=window, resolution=Resolution.HOUR,
         cpu_limit=f"{services.cpu_overcommit_limit():g}"))
@@ -130,7 +130,7 @@ def _day(value) -> str:
 @require_safe
 def forecast_csv(request):
     period = _period(request)
-    rows = services.forecasts(request.user, period)
+    rows = forecasting.forecasts(request.user, period)
     header = ["scope", "resource", "unit", "current", "limit", "status", "forecast_date", "earliest", "latest",
               "slope_per_day", "slope_low", "slope_high", "days_of_history", "reason"]
     out = []
