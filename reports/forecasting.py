@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -154,22 +155,40 @@ def trend_window(period: Period) -> tuple[datetime, datetime]:
     return period.end - timedelta(days=days), period.end
 
 
-def forecasts(user, period: Period, *, per_host: bool = True, only: tuple[str, ...] | None = None) -> dict:
+def _slice(series: Series, start: datetime, end: datetime) -> Series:
+    """The part of a series in [start, end) (times are sorted)."""
+    lo, hi = bisect_left(series.times, start), bisect_left(series.times, end)
+    out = Series(times=series.times[lo:hi])
+    for name in ("cpu_used", "memory_used", "vcpus", "memory_allocated", "storage_allocation", "cpus",
+                 "memory_total", "storage_capacity"):
+        values = getattr(series, name)
+        setattr(out, name, None if values is None else values[lo:hi])
+    return out
+
+
+def forecasts(user, period: Period, *, per_host: bool = True, only: tuple[str, ...] | None = None,
+              total: Series | None = None, total_resolution: int | None = None) -> dict:
     """{scope: [ResourceForecast]} for the total and (optionally) each visible host.
 
     Trends read hourly roll-ups over at least FORECAST_MIN_DAYS and at most FORECAST_MAX_DAYS
-    ending with the period, one point per day (daily p95 for use, mean for allocation).
+    ending with the period, one point per day (daily p95 for use, mean for allocation). A caller
+    that already holds the hourly total over the period (the overview) passes it as `total`.
     """
     start, end = trend_window(period)
     restricted = not sees_everything(user)
     hosts = list(visible_hosts(user).order_by("name"))
     names = {h.pk: h.name for h in hosts}
     capacity = {}
+    reuse = (total is not None and not per_host and total_resolution == Resolution.HOUR
+             and start >= period.start and end <= period.end)
     if restricted:
         for host in hosts:
             cpus, memory, _, _ = _host_capacity(host, latest_host_sample(host.pk))
             capacity[host.pk] = {"cpus": cpus, "memory_total": memory}
         capacity[TOTAL] = {k: sum(c[k] for c in capacity.values()) for k in ("cpus", "memory_total")}
+    if reuse:
+        series = {TOTAL: _slice(total, start, end)}
+    elif restricted:
         full, partial = visibility_split(user, list(names))
         series = restricted_series(full, partial, start, end, Resolution.HOUR, per_host_times=per_host)
         if not per_host:

@@ -53,7 +53,8 @@ def overview(request):
     period = _period(request)
     host_id = _host_id(request)
     data = services.overview(request.user, period, host_id)
-    rows = forecasting.forecasts(request.user, period, per_host=host_id is not None)
+    rows = forecasting.forecasts(request.user, period, per_host=host_id is not None,
+                                 total=data.series.get(TOTAL), total_resolution=data.resolution)
     total_forecasts = rows.get(host_id if host_id is not None else TOTAL, [])
     chart = {
         "hosts": [{"name": f.name, "cpus": f.cpus, "vcpus_running": f.vcpus_running,

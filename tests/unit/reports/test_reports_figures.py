@@ -245,3 +245,18 @@ def test_the_overview_reads_the_database_only_with_a_bounded_number_of_queries(s
     with django_assert_max_num_queries(40):
         response = admin_client.get("/reports/", LONG)
     assert response.status_code == 200
+
+
+def test_the_overview_reuses_its_hourly_total_for_the_same_forecasts(seeded, admin_user):
+    from reports import forecasting, services
+    from reports.periods import period_from
+
+    period = period_from(MONTH_PLUS)
+    data = services.overview(admin_user, period)
+    assert data.resolution == Resolution.HOUR
+    fresh = forecasting.forecasts(admin_user, period, per_host=False)["total"]
+    reused = forecasting.forecasts(admin_user, period, per_host=False, total=data.series["total"],
+                                   total_resolution=data.resolution)["total"]
+    assert [(f.status, f.when, f.earliest, f.latest) for f in reused] == \
+        [(f.status, f.when, f.earliest, f.latest) for f in fresh]
+    assert all(len(a.xs) == len(b.xs) > 7 for a, b in zip(fresh, reused, strict=True) if a.xs)
