@@ -7,7 +7,15 @@ import re
 import pytest
 
 from tests.conftest import ARTIFACTS, PERSONA_PASSWORD
-from tests.integration.conftest import cleanup_guests, guest_name, libvirt_conn, services, stack  # noqa: F401
+from tests.integration.conftest import (  # noqa: F401 - fixtures shared with the integration tests
+    cleanup_guests,
+    guest_name,
+    libvirt_conn,
+    partial_stack,
+    scratch_pool,
+    services,
+    stack,
+)
 from tests.stack import chromium_path
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -6,9 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 
 import libvirt
@@ -18,34 +15,22 @@ from hosts.models import Host
 from hosts.virt import storage
 from tests.conftest import TEST_PREFIX
 from tests.e2e.conftest import login, screenshot
-from tests.stack import Stack, free_port, in_thread
+from tests.stack import in_thread
 
 SIZE = 50 * 1024 * 1024
 
 
 @pytest.fixture
-def web(services, transactional_db):
+def web(partial_stack):
     """Only the web server: uploads and downloads run in the web process itself."""
-    running = Stack(port=free_port())
-    running.start_web()
-    yield running
-    running.stop_all()
+    return partial_stack("web")
 
 
 @pytest.fixture
-def upload_pool(libvirt_conn):
-    name = f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}"
-    folder = tempfile.mkdtemp(prefix=f"{name}-")
-    os.chmod(folder, 0o755)
+def upload_pool(scratch_pool):
+    name, folder = scratch_pool
     in_thread(lambda: storage.define_pool("qemu:///system", "dir", name, target_path=f"{folder}/pool"))
-    yield name
-    pool = libvirt_conn.storagePoolLookupByName(name)
-    for vol in pool.listAllVolumes():
-        assert vol.name().startswith(TEST_PREFIX)
-        vol.delete(0)
-    pool.destroy()
-    pool.undefine()
-    shutil.rmtree(folder, ignore_errors=True)
+    return name
 
 
 def _web_pids(master: int) -> list[int]:

@@ -68,3 +68,53 @@ def cleanup_guests(libvirt_conn):
             dom.undefineFlags(flags | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
         except libvirt.libvirtError:
             dom.undefineFlags(flags)
+
+
+@pytest.fixture
+def scratch_pool(libvirt_conn):
+    """(name, folder) for a vdtest- dir pool in a temp folder; whatever pool of that name exists
+    afterwards is removed with its vdtest- volumes, and so is the folder."""
+    import os
+    import shutil
+    import tempfile
+
+    name = f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}"
+    folder = tempfile.mkdtemp(prefix=f"{name}-")
+    os.chmod(folder, 0o755)  # libvirt-qemu must reach the volumes
+    yield name, folder
+    remove_test_pool(libvirt_conn, name)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_test_pool(conn, name: str) -> None:
+    import libvirt
+
+    assert name.startswith(TEST_PREFIX)
+    try:
+        pool = conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError:
+        return
+    if pool.isActive():
+        pool.refresh(0)
+        for vol in pool.listAllVolumes():
+            assert vol.name().startswith(TEST_PREFIX)
+            vol.delete(0)
+        pool.destroy()
+    pool.undefine()
+
+
+@pytest.fixture
+def partial_stack(services, transactional_db):
+    """Start only some processes: `partial_stack("worker", "watcher")` → a running Stack."""
+    started: list[Stack] = []
+
+    def start(*parts: str) -> Stack:
+        running = Stack(port=free_port())
+        for part in parts:
+            getattr(running, f"start_{part}")()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop_all()

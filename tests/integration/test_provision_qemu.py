@@ -5,11 +5,6 @@ of a shut-off guest. Only vdtest- objects this test made are removed."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-import uuid
-
 import pytest
 
 from core.models import Job
@@ -17,39 +12,24 @@ from guests import services_provision as svc
 from guests.models import Guest
 from guests.models_history import ConfigVersion
 from hosts.models import Host
-from tests.conftest import TEST_PREFIX
-from tests.stack import Stack, free_port, wait_until
-from virtdash.xml import Disk, Domain, StorageVolume
+from tests.stack import wait_until
+from virtdash.xml import Disk, Domain, StoragePool, StorageVolume
 
 MIB = 1024 * 1024
 
 
 @pytest.fixture
-def worker_and_watcher(services, transactional_db):
-    running = Stack(port=free_port())
-    running.start_worker()
-    running.start_watcher()
-    yield running
-    running.stop_all()
+def worker_and_watcher(partial_stack):
+    return partial_stack("worker", "watcher")
 
 
 @pytest.fixture
-def vdtest_pool(libvirt_conn):
-    """An active vdtest- dir pool in a temp folder; its volumes, the pool and the folder go afterwards."""
-    name = f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}"
-    folder = tempfile.mkdtemp(prefix=f"{name}-")
-    os.chmod(folder, 0o755)
-    pool = libvirt_conn.storagePoolDefineXML(
-        f"<pool type='dir'><name>{name}</name><target><path>{folder}</path></target></pool>")
+def vdtest_pool(libvirt_conn, scratch_pool):
+    """An active vdtest- dir pool in a temp folder (removed with its volumes afterwards)."""
+    name, folder = scratch_pool
+    pool = libvirt_conn.storagePoolDefineXML(StoragePool.new("dir", name, target_path=folder).to_string())
     pool.create(0)
-    yield name, folder
-    pool.refresh(0)
-    for vol in pool.listAllVolumes():
-        assert vol.name().startswith(TEST_PREFIX)
-        vol.delete(0)
-    pool.destroy()
-    pool.undefine()
-    shutil.rmtree(folder, ignore_errors=True)
+    return name, folder
 
 
 def _finished(job: Job, timeout: float = 60) -> Job:

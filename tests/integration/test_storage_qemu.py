@@ -6,51 +6,30 @@ this test made are removed."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import uuid
 
-import libvirt
 import pytest
 
 from core.models import Job
 from hosts.models import Host
 from hosts.virt import storage
 from tests.conftest import TEST_PREFIX
-from tests.stack import Stack, free_port, wait_until
+from tests.stack import wait_until
 from virtdash.xml import Disk, Domain
 
 MIB = 1024 * 1024
 
 
 @pytest.fixture
-def worker(services, transactional_db):
+def worker(partial_stack):
     """Only a Celery worker: the pages run in-process through Django's test client."""
-    running = Stack(port=free_port())
-    running.start_worker()
-    yield running
-    running.stop_all()
+    return partial_stack("worker")
 
 
 @pytest.fixture
-def scratch_pool(libvirt_conn):
-    """Name and folder for a vdtest- dir pool; the pool, its volumes and the folder go afterwards."""
-    name = f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}"
-    folder = tempfile.mkdtemp(prefix=f"{name}-")
-    os.chmod(folder, 0o755)
-    yield name, os.path.join(folder, "pool")
-    try:
-        pool = libvirt_conn.storagePoolLookupByName(name)
-    except libvirt.libvirtError:
-        pool = None
-    if pool is not None:
-        if pool.isActive():
-            for vol in pool.listAllVolumes():
-                assert vol.name().startswith(TEST_PREFIX)
-                vol.delete(0)
-            pool.destroy()
-        pool.undefine()
-    shutil.rmtree(folder, ignore_errors=True)
+def scratch_pool(scratch_pool):
+    """(name, target path) of a pool the test creates through the pages."""
+    name, folder = scratch_pool
+    return name, f"{folder}/pool"
 
 
 def _finished(job_id: int) -> Job:
