@@ -71,6 +71,7 @@ class Stack:
 
     port: int
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for every process
 
     @property
     def url(self) -> str:
@@ -80,8 +81,8 @@ class Stack:
         log_dir = ARTIFACTS / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(argv, cwd=REPO, env=test_env(**env), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=REPO, env=test_env(**{**self.env, **env}), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name] = proc
         return proc
 
