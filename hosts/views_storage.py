@@ -17,6 +17,7 @@ from core.choices import JobStatus
 from core.jobs import JobRefused
 from core.models import Job
 from core.policy import Action, can, require
+from core.templatetags.virtdash import bytes as human_bytes
 from hosts import services_storage as services
 from hosts.forms_resources import CloneForm, PoolForm, ResizeForm, UploadParamsForm, VolumeForm
 from hosts.models import Host
@@ -157,7 +158,7 @@ def volume_resize(request, pk: int, pool: str, volume: str):
     except REFUSED as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Volume {vol.name} now has {vol.capacity} bytes.")
+        messages.success(request, f"Volume {vol.name} now holds {human_bytes(vol.capacity)}.")
     return _back(host, pool)
 
 
