@@ -113,7 +113,7 @@ def test_a_50_mib_upload_shows_progress_downloads_identically_and_is_not_held_in
 
     growth = {pid: _memory_kib(pid, "VmHWM") - rss_before[pid] for pid in pids if Path(f"/proc/{pid}").exists()}
     print(f"web processes: peak RSS growth during upload+download (KiB): {growth}")
-    # Downloads: libvirt's client queues stream data that arrives faster than the browser reads
+    # Downloads: most likely libvirt's client queues stream data arriving faster than the browser reads
     # (seen: 4–39 MiB peak for this 50 MiB volume), so only "never the whole file" is asserted.
     assert max(growth.values()) * 1024 < SIZE, growth
     assert _libvirt_capacity(upload_pool, volume) == SIZE
