@@ -19,11 +19,16 @@ def _require_admin(request, action: str, target=None) -> None:
         raise PermissionDenied("Only admins can add, edit or remove hosts.")
 
 
-def host_list(request):
-    hosts = visible_hosts(request.user).annotate(
+def hosts_with_counts(user):
+    """The hosts `user` may see, each with its guest and running-guest counts (one query)."""
+    return visible_hosts(user).annotate(
         guest_count=Count("guests", distinct=True),
         running_count=Count("guests", filter=Q(guests__state__in=ACTIVE_STATES), distinct=True),
     )
+
+
+def host_list(request):
+    hosts = hosts_with_counts(request.user)
     template = "hosts/partials/_host_table.html" if request.GET.get("partial") else "hosts/host_list.html"
     return render(request, template, {"hosts": hosts, "can_admin": can(request.user, Action.ADMIN)})
 

@@ -88,3 +88,9 @@ def test_host_names_are_escaped(admin_client):
     page = admin_client.get("/hosts/").content.decode()
     assert '<script>alert("x")</script>' not in page
     assert "&lt;script&gt;" in page
+
+
+def test_the_overview_lists_the_hosts_a_user_may_see(viewer_client, outsider_client, test_host):
+    assert "testhost" in viewer_client.get("/").content.decode()
+    page = outsider_client.get("/").content.decode()
+    assert "testhost" not in page and "No hypervisor hosts" in page
