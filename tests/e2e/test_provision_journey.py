@@ -5,10 +5,7 @@ clone the shut-off guest → delete the guest with its volumes."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 
 import libvirt
 import pytest
@@ -16,32 +13,21 @@ import pytest
 from core.models import Job
 from guests.models import Guest
 from hosts.models import Host
-from tests.conftest import TEST_PREFIX
 from tests.e2e.conftest import login, screenshot
 from tests.stack import wait_until
-from virtdash.xml import Domain
+from virtdash.xml import Domain, StoragePool
 
 GIB = 1024**3
 INACTIVE = libvirt.VIR_DOMAIN_XML_INACTIVE
 
 
 @pytest.fixture
-def e2e_pool(libvirt_conn, guest_name):
-    """An active vdtest- dir pool in a temp folder; its vdtest- volumes, the pool and folder go afterwards."""
-    name = f"{guest_name}-pool"
-    folder = tempfile.mkdtemp(prefix=f"{name}-")
-    os.chmod(folder, 0o755)
-    pool = libvirt_conn.storagePoolDefineXML(
-        f"<pool type='dir'><name>{name}</name><target><path>{folder}</path></target></pool>")
+def e2e_pool(libvirt_conn, scratch_pool):
+    """An active vdtest- dir pool in a temp folder (removed with its volumes afterwards)."""
+    name, folder = scratch_pool
+    pool = libvirt_conn.storagePoolDefineXML(StoragePool.new("dir", name, target_path=folder).to_string())
     pool.create(0)
-    yield pool
-    pool.refresh(0)
-    for vol in pool.listAllVolumes():
-        assert vol.name().startswith(TEST_PREFIX)
-        vol.delete(0)
-    pool.destroy()
-    pool.undefine()
-    shutil.rmtree(folder, ignore_errors=True)
+    return pool
 
 
 def _job_done(page) -> Job:
