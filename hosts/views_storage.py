@@ -129,65 +129,62 @@ def pool_delete(request, pk: int, pool: str):
 # --------------------------------------------------------------------------- volumes
 
 
-@require_POST
-def volume_add(request, pk: int, pool: str):
-    host = _host(request, pk, manage=True, action="volume.create", pool=pool)
-    form = VolumeForm(request.POST)
-    if not form.is_valid():
+def _volume_action(request, host: Host, pool: str, form, act) -> HttpResponseRedirect:
+    """Validate `form` (if any), run `act(cleaned_data)` → (message level, text); refusals become errors."""
+    if form is not None and not form.is_valid():
         messages.error(request, _first_error(form))
         return _back(host, pool)
-    data = form.cleaned_data
     try:
-        job = services.queue_create_volume(request.user, host, pool, data["name"], data["capacity"], data["format"])
+        level, text = act(form.cleaned_data if form is not None else {})
     except REFUSED as exc:
         messages.error(request, str(exc))
     else:
-        messages.info(request, f"Creating volume {data['name']} (job #{job.pk}).")
+        level(request, text)
     return _back(host, pool)
+
+
+@require_POST
+def volume_add(request, pk: int, pool: str):
+    host = _host(request, pk, manage=True, action="volume.create", pool=pool)
+
+    def act(data):
+        job = services.queue_create_volume(request.user, host, pool, data["name"], data["capacity"], data["format"])
+        return messages.info, f"Creating volume {data['name']} (job #{job.pk})."
+
+    return _volume_action(request, host, pool, VolumeForm(request.POST), act)
 
 
 @require_POST
 def volume_resize(request, pk: int, pool: str, volume: str):
     host = _host(request, pk, manage=True, action="volume.resize", pool=pool, volume=volume)
-    form = ResizeForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _first_error(form))
-        return _back(host, pool)
-    try:
-        vol = services.resize_volume(request.user, host, pool, volume, form.cleaned_data["capacity"])
-    except REFUSED as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"Volume {vol.name} now holds {human_bytes(vol.capacity)}.")
-    return _back(host, pool)
+
+    def act(data):
+        vol = services.resize_volume(request.user, host, pool, volume, data["capacity"])
+        return messages.success, f"Volume {vol.name} now holds {human_bytes(vol.capacity)}."
+
+    return _volume_action(request, host, pool, ResizeForm(request.POST), act)
 
 
 @require_POST
 def volume_clone(request, pk: int, pool: str, volume: str):
     host = _host(request, pk, manage=True, action="volume.clone", pool=pool, volume=volume)
-    form = CloneForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _first_error(form))
-        return _back(host, pool)
-    try:
-        job = services.queue_clone_volume(request.user, host, pool, volume, form.cleaned_data["new_name"])
-    except REFUSED as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.info(request, f"Cloning {volume} to {form.cleaned_data['new_name']} (job #{job.pk}).")
-    return _back(host, pool)
+
+    def act(data):
+        job = services.queue_clone_volume(request.user, host, pool, volume, data["new_name"])
+        return messages.info, f"Cloning {volume} to {data['new_name']} (job #{job.pk})."
+
+    return _volume_action(request, host, pool, CloneForm(request.POST), act)
 
 
 @require_POST
 def volume_delete(request, pk: int, pool: str, volume: str):
     host = _host(request, pk, manage=True, action="volume.delete", pool=pool, volume=volume)
-    try:
+
+    def act(_data):
         job = services.queue_delete_volume(request.user, host, pool, volume)
-    except REFUSED as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.info(request, f"Deleting volume {volume} (job #{job.pk}).")
-    return _back(host, pool)
+        return messages.info, f"Deleting volume {volume} (job #{job.pk})."
+
+    return _volume_action(request, host, pool, None, act)
 
 
 # --------------------------------------------------------------------------- transfers
