@@ -13,6 +13,13 @@ TEST_PREFIX = "vdtest-"  # every libvirt object the tests create carries it; cle
 PERSONA_PASSWORD = "correct-horse-battery"
 
 
+def pytest_sessionstart(session):
+    """Channels' Redis layer and the console tokens need a Redis even in unit tests: reuse one or start it."""
+    from tests.stack import ensure_redis
+
+    ensure_redis()
+
+
 def make_user(username: str, role: str | None, **extra):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
