@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods
 
 from core.policy import Action, can, require, visible_hosts
 from guests.choices import ACTIVE_STATES
-from hosts import services
+from hosts import allocation, services
 from hosts.forms import HostForm
 from hosts.models import Host
 
@@ -37,7 +37,11 @@ def host_detail(request, pk: int):
     host = get_object_or_404(Host, pk=pk)
     require(request.user, Action.VIEW, host)
     template = "hosts/partials/_host_facts.html" if request.GET.get("partial") else "hosts/host_detail.html"
-    return render(request, template, {"host": host, "facts": host.facts, "can_admin": can(request.user, Action.ADMIN)})
+    return render(request, template, {
+        "host": host, "facts": host.facts, "can_admin": can(request.user, Action.ADMIN),
+        "allocation": allocation.allocation(request.user, host),
+        "guests": allocation.busiest_guests(request.user, host),
+    })
 
 
 def _save_with_check(request, form, host=None):
