@@ -12,12 +12,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import audit, live
 from core.choices import AuditResult, JobStatus
-from core.models import Job
+from core.models import GuestLock, Job
 from hosts.virt.errors import VirtError
 
 log = logging.getLogger(__name__)
@@ -44,28 +44,81 @@ def _publish(job: Job) -> None:
                                           "message": job.message[:500], "kind": job.kind})
 
 
-def active_job_for_guest(guest_uuid: str) -> Job | None:
-    return Job.objects.filter(guest_uuid=guest_uuid, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
+UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-def create(actor, kind: str, *, host=None, guest=None, target_name: str = "", params: dict | None = None,
-           lock_guest: bool = True) -> Job:
-    """Create a queued Job; refuses when another unfinished job holds the same guest."""
+def active_job_for_guest(guest_uuid: str, *, exclude: int | None = None) -> Job | None:
+    """The unfinished job holding the guest: its lock row, or (rows older than locks) its own job."""
+    lock = (GuestLock.objects.filter(guest_uuid=guest_uuid, job__status__in=UNFINISHED).exclude(job_id=exclude)
+            .select_related("job").first())
+    if lock is not None:
+        return lock.job
+    return Job.objects.filter(guest_uuid=guest_uuid, status__in=UNFINISHED).exclude(pk=exclude).first()
+
+
+def busy_message(guest_name: str, holder: Job) -> str:
+    if holder.guest_uuid:
+        return f"{guest_name} is busy with job #{holder.pk} ({holder.kind}); wait for it to finish."
+    return (f"{guest_name} is held by bulk job #{holder.pk} ({holder.kind}, {holder.target_name}); "
+            "wait for it to finish.")
+
+
+def _take_lock(job: Job, guest_uuid: str) -> Job | None:
+    """Lock the guest for `job`; returns the job that holds it instead (nothing taken then)."""
+    holder = active_job_for_guest(guest_uuid, exclude=job.pk)
+    if holder is not None:
+        return holder
+    GuestLock.objects.filter(guest_uuid=guest_uuid).exclude(job__status__in=UNFINISHED).delete()  # stale
+    try:
+        with transaction.atomic():  # savepoint: a lost race must not break the caller's transaction
+            GuestLock.objects.create(guest_uuid=guest_uuid, job=job)
+    except IntegrityError:
+        return active_job_for_guest(guest_uuid, exclude=job.pk) or job
+    return None
+
+
+def release_locks(job: Job) -> None:
+    GuestLock.objects.filter(job_id=job.pk).delete()
+
+
+def create(actor, kind: str, *, host=None, guest=None, guests=None, target_name: str = "",
+           params: dict | None = None, lock_guest: bool = True) -> Job:
+    """Create a queued Job holding its guest's lock; JobRefused when another unfinished job holds it.
+
+    A bulk job passes `guests`: it takes every free guest's lock at once, for its whole run;
+    guests held by other jobs become "busy — skipped" items (the job itself is not refused).
+    """
     guest_uuid = guest.uuid if guest is not None else ""
     with transaction.atomic():
         if guest_uuid and lock_guest:
             busy = active_job_for_guest(guest_uuid)
             if busy is not None:
-                raise JobRefused(f"{guest.name} is busy with job #{busy.pk} ({busy.kind}); wait for it to finish.")
+                raise JobRefused(busy_message(guest.name, busy))
         job = Job.objects.create(
             kind=kind, actor=actor if actor and actor.is_authenticated else None,
             actor_name=actor.get_username() if actor and actor.is_authenticated else "system",
             host=host if host is not None else getattr(guest, "host", None), guest_uuid=guest_uuid,
             target_name=target_name or (guest.name if guest is not None else str(host or "")), params=params or {},
         )
+        if guest_uuid and lock_guest:
+            holder = _take_lock(job, guest_uuid)
+            if holder is not None:
+                raise JobRefused(busy_message(guest.name, holder))  # rolls the job back
+        for other in guests or ():
+            holder = _take_lock(job, other.uuid)
+            if holder is not None:
+                job.items.append(skipped_item(other.name, other.uuid, holder))
+        if job.items:
+            job.save(update_fields=["items"])
         audit.record(actor, kind, guest or host, result=AuditResult.QUEUED, detail=f"job #{job.pk}")
         _publish(job)
     return job
+
+
+def skipped_item(name: str, uuid: str, holder: Job) -> dict:
+    """A bulk job's per-guest result for a guest another job holds."""
+    return {"name": name, "uuid": uuid, "ok": False, "skipped": True,
+            "message": f"busy — skipped (job #{holder.pk}, {holder.kind})"}
 
 
 def enqueue(job: Job, task) -> None:
@@ -94,6 +147,7 @@ def finish(job: Job, status: str, message: str) -> None:
     Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
         status=status, message=message, finished=timezone.now(),
         progress=100 if status == JobStatus.SUCCEEDED else job.progress, items=job.items)
+    release_locks(job)
     job.refresh_from_db()
     audit.record(job.actor, job.kind, target_type="job", target_id=str(job.pk), target_name=job.target_name,
                  result=AuditResult.OK if status == JobStatus.SUCCEEDED else AuditResult.FAILED, detail=message)
@@ -148,6 +202,7 @@ def reap_stale(now=None) -> int:
                 status=JobStatus.FAILED, finished=now, message=message)
             if updated:
                 count += 1
+                release_locks(job)
                 job.refresh_from_db()
                 _publish(job)
     return count

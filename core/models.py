@@ -34,7 +34,8 @@ class Job(models.Model):
 
     Invariants: `status` only moves queued → running → succeeded|failed, changed with
     compare-and-swap updates; `progress` is 0–100; `finished` is set iff the status is final;
-    `heartbeat` is refreshed by the running task so a dead worker is detected.
+    `heartbeat` is refreshed by the running task so a dead worker is detected. While unfinished
+    it holds the GuestLock of its guest (or, for a bulk job, of every guest it will touch).
     """
 
     kind = models.CharField(max_length=64, db_index=True)
@@ -63,6 +64,23 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in JobStatus.finished()
+
+
+class GuestLock(models.Model):
+    """One unfinished job holds one guest; single-guest and bulk jobs lock the same way.
+
+    Invariants: at most one row per guest UUID (a unique index, so two jobs can never both take
+    a guest, whatever the timing); `core.jobs` inserts a job's rows in the transaction that creates
+    the job and deletes them when the job ends (succeeded, failed or reaped). A row whose job has
+    finished anyway is stale: `core.jobs` ignores it and replaces it.
+    """
+
+    guest_uuid = models.CharField(max_length=36, unique=True)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="locks")
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.guest_uuid} held by job #{self.job_id}"
 
 
 class Grant(models.Model):

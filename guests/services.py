@@ -127,7 +127,7 @@ def request_bulk(actor, guests: list[Guest], name: str) -> Job:
             audit.record(actor, f"guest.{name}", guest, result=AuditResult.DENIED, detail="bulk; not allowed")
     if not allowed:
         raise PermissionDenied("You may not do that to any of the selected guests.")
-    job = jobs.create(actor, kind, host=None, target_name=f"{len(allowed)} guests",
+    job = jobs.create(actor, kind, host=None, target_name=f"{len(allowed)} guests", guests=allowed,
                       params={"action": name, "guests": [g.pk for g in allowed]})
     from guests.tasks import guest_bulk
 
@@ -192,18 +192,24 @@ def perform_delete(job: Job, report: jobs.Report) -> str:
 
 
 def perform_bulk(job: Job, report: jobs.Report) -> str:
+    """The job holds every guest's lock (taken at creation); guests it could not take are skipped items."""
     action = ACTIONS[job.params["action"]]
     guests = list(Guest.objects.select_related("host").filter(pk__in=job.params["guests"]))
-    done = {item["name"] for item in job.items}  # a re-run after a crash skips finished items
-    guests = [g for g in guests if g.name not in done]
+    done = {item.get("uuid") or item["name"] for item in job.items}  # skipped, or finished before a crash
+    guests = [g for g in guests if g.uuid not in done and g.name not in done]
     if action.name == "shutdown":
         _bulk_shutdown(job, guests, report)
     for index, guest in enumerate(guests if action.name != "shutdown" else []):
-        job.items.append(_bulk_item(guest, action))
+        job.items.append(_bulk_item(job, guest, action))
         report(int(100 * (index + 1) / max(1, len(guests))), f"{action.label}: {index + 1} of {len(guests)}")
-    failed = [i for i in job.items if not i["ok"]]
+    skipped = sum(1 for i in job.items if i.get("skipped"))
+    failed = sum(1 for i in job.items if not i["ok"]) - skipped
+    succeeded = len(job.items) - failed - skipped
+    busy = f", {skipped} busy — skipped" if skipped else ""
     if failed:
-        raise VirtError(f"{action.label}: {len(job.items) - len(failed)} succeeded, {len(failed)} failed.")
+        raise VirtError(f"{action.label}: {succeeded} succeeded, {failed} failed{busy}.")
+    if skipped:
+        return f"{action.label}: {succeeded} guests done{busy}."
     return f"{action.label}: all {len(job.items)} guests done."
 
 
@@ -211,8 +217,8 @@ def _bulk_shutdown(job: Job, guests: list[Guest], report: jobs.Report) -> None:
     """ACPI to every guest first, then one shared deadline: N guests take one timeout, not N."""
     waiting: dict[str, Guest] = {}
     for guest in guests:
-        item = _bulk_item(guest, GuestAction("shutdown", "Shut down", Action.OPERATE,
-                                             lambda g: domains.shutdown(g.host.uri, g.uuid), RUNNING))
+        item = _bulk_item(job, guest, GuestAction("shutdown", "Shut down", Action.OPERATE,
+                                                  lambda g: domains.shutdown(g.host.uri, g.uuid), RUNNING))
         if item["ok"]:
             waiting[guest.name] = guest
         else:
@@ -226,23 +232,24 @@ def _bulk_shutdown(job: Job, guests: list[Guest], report: jobs.Report) -> None:
             except GuestNotFound:
                 stopped = True
             if stopped:
-                job.items.append({"name": name, "ok": True, "message": "shut down"})
+                job.items.append({"name": name, "uuid": guest.uuid, "ok": True, "message": "shut down"})
                 inventory.refresh_after_action(waiting.pop(name))
         report(int(100 * len(job.items) / max(1, len(guests))), f"Shut down {len(job.items)} of {len(guests)}")
         if waiting:
             time.sleep(POLL_SECONDS)
-    for name in waiting:
-        job.items.append({"name": name, "ok": False, "message": f"did not shut down within {timeout} s; force it off"})
+    for name, guest in waiting.items():
+        job.items.append({"name": name, "uuid": guest.uuid, "ok": False,
+                          "message": f"did not shut down within {timeout} s; force it off"})
 
 
-def _bulk_item(guest: Guest, action: GuestAction) -> dict:
-    busy = jobs.active_job_for_guest(guest.uuid)
+def _bulk_item(job: Job, guest: Guest, action: GuestAction) -> dict:
+    busy = jobs.active_job_for_guest(guest.uuid, exclude=job.pk)  # only for jobs queued before locks
     if busy is not None:
-        return {"name": guest.name, "ok": False, "message": f"busy with job #{busy.pk} ({busy.kind})"}
+        return jobs.skipped_item(guest.name, guest.uuid, busy)
     try:
         action.run(guest)
     except VirtError as exc:
-        return {"name": guest.name, "ok": False, "message": str(exc)}
+        return {"name": guest.name, "uuid": guest.uuid, "ok": False, "message": str(exc)}
     finally:
         inventory.refresh_after_action(guest)
-    return {"name": guest.name, "ok": True, "message": "done"}
+    return {"name": guest.name, "uuid": guest.uuid, "ok": True, "message": "done"}

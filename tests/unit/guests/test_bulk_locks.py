@@ -1,0 +1,82 @@
+"""Bulk jobs hold every guest's lock from creation to the end of the run (test driver, real libvirt)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from core import jobs
+from core.models import GuestLock, Job
+from guests import services
+from guests.models import Guest
+
+
+def _guests(host):
+    return list(Guest.objects.filter(host=host).order_by("name"))
+
+
+def test_a_single_action_on_a_guest_held_by_a_bulk_job_is_refused_naming_the_bulk_job(admin_user, synced, virt):
+    alpha, beta, _ = _guests(synced)
+    bulk = services.request_bulk(admin_user, [alpha, beta], "destroy")
+    with pytest.raises(jobs.JobRefused, match=rf"held by bulk job #{bulk.pk} \(guest.bulk-destroy, 2 guests\)"):
+        services.request_action(admin_user, alpha, "suspend")
+    assert Job.objects.count() == 1  # the refused job left no row
+    jobs.run(bulk.pk, services.perform_bulk)
+    bulk.refresh_from_db()
+    assert bulk.status == "succeeded", bulk.message
+    assert not virt.lookupByUUIDString(alpha.uuid).isActive() and not virt.lookupByUUIDString(beta.uuid).isActive()
+    assert not GuestLock.objects.exists()
+    follow_up = services.request_action(admin_user, alpha, "start")  # released: accepted now
+    jobs.run(follow_up.pk, services.perform_action)
+    assert virt.lookupByUUIDString(alpha.uuid).isActive()
+
+
+def test_guests_busy_at_creation_are_skipped_items_not_a_failed_job(admin_user, synced, virt):
+    alpha, beta, gamma = _guests(synced)
+    single = services.request_action(admin_user, alpha, "suspend")
+    bulk = services.request_bulk(admin_user, [alpha, beta, gamma], "destroy")
+    assert set(GuestLock.objects.filter(job=bulk).values_list("guest_uuid", flat=True)) == {beta.uuid, gamma.uuid}
+    jobs.run(bulk.pk, services.perform_bulk)
+    bulk.refresh_from_db()
+    assert bulk.status == "succeeded", bulk.message
+    assert "1 busy — skipped" in bulk.message
+    items = {i["name"]: i for i in bulk.items}
+    assert items[alpha.name]["skipped"] and f"busy — skipped (job #{single.pk}" in items[alpha.name]["message"]
+    assert items[beta.name]["ok"] and items[gamma.name]["ok"]
+    assert virt.lookupByUUIDString(alpha.uuid).isActive()  # the bulk job did not touch it
+    assert not virt.lookupByUUIDString(beta.uuid).isActive()
+
+
+def test_overlapping_bulk_jobs_split_the_guests_between_them(admin_user, synced):
+    alpha, beta, gamma = _guests(synced)
+    first = services.request_bulk(admin_user, [alpha, beta], "suspend")
+    second = services.request_bulk(admin_user, [beta, gamma], "suspend")
+    assert [i["name"] for i in second.items if i.get("skipped")] == [beta.name]
+    assert GuestLock.objects.get(guest_uuid=beta.uuid).job_id == first.pk
+    assert GuestLock.objects.get(guest_uuid=gamma.uuid).job_id == second.pk
+
+
+def test_a_failed_bulk_job_releases_its_guests(admin_user, synced):
+    alpha, beta, _ = _guests(synced)
+    bulk = services.request_bulk(admin_user, [alpha, beta], "destroy")
+    jobs.run(bulk.pk, lambda job, report: 1 / 0)
+    assert Job.objects.get(pk=bulk.pk).status == "failed"
+    assert jobs.active_job_for_guest(alpha.uuid) is None and not GuestLock.objects.exists()
+
+
+def test_a_reaped_bulk_job_releases_its_guests(admin_user, synced, settings):
+    alpha, beta, _ = _guests(synced)
+    bulk = services.request_bulk(admin_user, [alpha, beta], "destroy")
+    long_ago = timezone.now() - timedelta(seconds=settings.VIRTDASH_STALE_JOB_SECONDS + 5)
+    Job.objects.filter(pk=bulk.pk).update(status="running", heartbeat=long_ago, started=long_ago)
+    assert jobs.reap_stale() == 1
+    assert not GuestLock.objects.exists()
+    assert services.request_action(admin_user, beta, "suspend").status == "queued"
+
+
+def test_a_stale_lock_of_a_finished_job_does_not_block(admin_user, synced):
+    alpha = _guests(synced)[0]
+    old = services.request_bulk(admin_user, [alpha], "destroy")
+    Job.objects.filter(pk=old.pk).update(status="failed", finished=timezone.now())  # ended without releasing
+    job = services.request_action(admin_user, alpha, "suspend")
+    assert GuestLock.objects.get(guest_uuid=alpha.uuid).job_id == job.pk
