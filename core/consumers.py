@@ -1,20 +1,38 @@
 """The one WebSocket a page opens: authenticated, origin-checked, relays live hints only.
 
 The client sends {"subscribe": ["hosts", "guest.<uuid>", ...]}; each topic is authorised by
-the policy module; refused topics are reported back, never joined.
+the policy module; refused topics are reported back, never joined. Authorisation is not frozen
+at subscribe time: a "user.<id>" `access` nudge (grants or roles changed, see core.signals), or
+a message arriving more than REAUTHORISE_SECONDS after the last check, re-authorises every topic
+the client asked for (joining what is now allowed, leaving what is not) and re-sends the
+{"subscribed", "refused"} reply, on which live.js re-reads the page. Broad topics of grant-only
+users are filtered per message (core.topics.Access) and renumbered so that a filtered message is
+not a gap, while a real gap upstream still shows as one.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth import get_user_model
 
 from core import live
-from core.topics import authorised_topics
+from core.topics import FILTERED, access_for, authorised_topics
 
-MAX_TOPICS = 50
+MAX_TOPICS = 50  # per subscribe message
+MAX_REQUESTED = 200  # per connection
+REAUTHORISE_SECONDS = 60  # safety net should a nudge be lost
+
+
+def _authorise(user_id: int, topics: list[str]):
+    user = get_user_model().objects.filter(pk=user_id).first()  # fresh: roles are cached per object
+    if user is None:
+        return [], list(topics), None
+    allowed, refused = authorised_topics(user, topics)
+    return allowed, refused, access_for(user)
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -23,7 +41,17 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
+        self.user_id = user.pk
+        self.own_topic = f"user.{user.pk}"
+        self.requested: list[str] = []
         self.groups_joined: set[str] = set()
+        self.access = None
+        self.allowed: set[str] = {self.own_topic}
+        self.checked = time.monotonic()
+        self.upstream: dict[str, int] = {}  # topic → last seq seen in the group (filtered topics)
+        self.local: dict[str, int] = {}  # topic → last seq sent to the client (filtered topics)
+        await self.channel_layer.group_add(live.group_name(self.own_topic), self.channel_name)  # for nudges
+        self.groups_joined.add(live.group_name(self.own_topic))
         await self.accept()
 
     async def disconnect(self, code):
@@ -37,13 +65,54 @@ class LiveConsumer(AsyncWebsocketConsumer):
         except (ValueError, AttributeError, TypeError):
             await self.send(json.dumps({"error": "bad request"}))
             return
-        allowed, refused = await database_sync_to_async(authorised_topics)(self.scope["user"], topics)
-        for topic in allowed:
-            group = live.group_name(topic)
-            if group not in self.groups_joined:
-                await self.channel_layer.group_add(group, self.channel_name)
-                self.groups_joined.add(group)
-        await self.send(json.dumps({"subscribed": allowed, "refused": refused}))
+        for topic in topics:
+            if topic not in self.requested and len(self.requested) < MAX_REQUESTED:
+                self.requested.append(topic)
+        allowed, refused = await self._reauthorise()
+        await self.send(json.dumps({"subscribed": [t for t in allowed if t in topics],
+                                    "refused": [t for t in refused if t in topics]}))
+
+    async def _reauthorise(self) -> tuple[list[str], list[str]]:
+        allowed, refused, self.access = await database_sync_to_async(_authorise)(self.user_id, self.requested)
+        self.checked = time.monotonic()
+        wanted = {live.group_name(t) for t in allowed} | {live.group_name(self.own_topic)}
+        for group in wanted - self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        for group in self.groups_joined - wanted:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = wanted
+        self.allowed = set(allowed) | {self.own_topic}
+        return allowed, refused
 
     async def live_message(self, message):
-        await self.send(json.dumps({k: message[k] for k in ("topic", "seq", "event", "data")}))
+        topic = message["topic"]
+        if (topic == self.own_topic and message["event"] == "access") or \
+                time.monotonic() - self.checked > REAUTHORISE_SECONDS:
+            allowed, refused = await self._reauthorise()
+            await self.send(json.dumps({"subscribed": allowed, "refused": refused}))
+        if topic not in self.allowed:
+            return  # left meanwhile (a message already on its way when the group was discarded)
+        out = {k: message[k] for k in ("topic", "seq", "event", "data")}
+        if self.access is not None and topic in FILTERED:
+            if not await self._permits(topic, message.get("data") or {}):
+                self._seen(topic, message["seq"])
+                return
+            out["seq"] = self._renumber(topic, message["seq"])
+        await self.send(json.dumps(out))
+
+    async def _permits(self, topic: str, data: dict) -> bool:
+        verdict = self.access.quick(topic, data)
+        if verdict is None:
+            verdict = await database_sync_to_async(self.access.look_up)(str(data.get("uuid")))
+        return verdict
+
+    def _seen(self, topic: str, seq: int) -> bool:
+        """Track the group's own numbering; True when messages were lost before this one."""
+        previous = self.upstream.get(topic)
+        self.upstream[topic] = seq
+        return previous is not None and seq != previous + 1
+
+    def _renumber(self, topic: str, seq: int) -> int:
+        """The client's numbering of a filtered topic: +1 per forwarded message, +2 after a real gap."""
+        self.local[topic] = self.local.get(topic, 0) + (2 if self._seen(topic, seq) else 1)
+        return self.local[topic]

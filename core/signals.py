@@ -1,10 +1,12 @@
-"""Keep Django's staff flags in step with the admin role, so admins can use the Admin pages."""
+"""Keep Django's staff flags in step with the admin role, so admins can use the Admin pages;
+tell open live sockets when a user's access changes."""
 
 from django.contrib.auth import get_user_model
-from django.db.models.signals import m2m_changed
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from core.choices import Role
+from core.models import Grant
 
 
 @receiver(m2m_changed, sender=get_user_model().groups.through)
@@ -15,3 +17,31 @@ def sync_admin_flags(sender, instance, action, **kwargs):
     if instance.is_staff != is_admin or instance.is_superuser != is_admin:
         type(instance).objects.filter(pk=instance.pk).update(is_staff=is_admin, is_superuser=is_admin)
         instance.is_staff = instance.is_superuser = is_admin
+
+
+# Live updates: whoever's access changes gets an "access" nudge on their own topic; their open
+# sockets re-authorise every topic (core.consumers), so grants and revocations apply at once.
+
+def _nudge(user_ids) -> None:
+    from core import live
+
+    for user_id in set(user_ids):
+        live.publish([f"user.{user_id}"], "access", {})
+
+
+@receiver(post_save, sender=Grant)
+@receiver(post_delete, sender=Grant)
+def grant_changed(sender, instance, **kwargs):
+    _nudge([instance.user_id])
+
+
+@receiver(m2m_changed, sender=get_user_model().groups.through)
+def roles_changed(sender, instance, action, reverse, pk_set, **kwargs):
+    if action in {"post_add", "post_remove", "post_clear"}:
+        _nudge([instance.pk] if not reverse else pk_set or [])
+
+
+@receiver(post_save, sender=get_user_model())
+def user_changed(sender, instance, created, update_fields=None, **kwargs):
+    if not created and set(update_fields or ()) != {"last_login"}:  # not on every login
+        _nudge([instance.pk])

@@ -1,0 +1,125 @@
+"""Live updates for users who see guests only through grants: they follow what becomes visible
+after the page loaded, and stop following what they may no longer see."""
+
+import re
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from core import live
+from core.models import Grant
+from guests.models import Guest
+from hosts.models import Host
+from virtdash.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _page_topics(client: Client, user) -> list[str]:
+    """What live.js subscribes to on the guest list: the page's data-live-topics, jobs and user.<id>."""
+    html = client.get("/guests/").content.decode()
+    topics = {"jobs", f"user.{user.pk}"}
+    for found in re.findall(r'data-live-topics="([^"]*)"', html):
+        topics.update(found.split())
+    return sorted(topics)
+
+
+async def _open(user):
+    client = await sync_to_async(_login)(user)
+    headers = [(b"host", b"127.0.0.1:8000"), (b"origin", b"http://127.0.0.1:8000"),
+               (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_json_to({"subscribe": await sync_to_async(_page_topics)(client, user)})
+    assert "subscribed" in await communicator.receive_json_from(timeout=5)
+    return communicator
+
+
+async def _drain(communicator, seconds=0.6) -> list[dict]:
+    """Everything that arrives until the socket stays quiet for `seconds` (receive_nothing never
+    cancels the consumer, unlike a receive that times out)."""
+    messages = []
+    while not await communicator.receive_nothing(timeout=seconds):
+        messages.append(await communicator.receive_json_from())
+    return messages
+
+
+def _about(messages, guest) -> list[dict]:
+    return [m for m in messages if m.get("data", {}).get("uuid") == guest.uuid]
+
+
+async def _changed(guest):
+    """What the watcher publishes when it sees a guest appear or change."""
+    await sync_to_async(live.send_now)(live.guest_topics(guest.host_id, guest.uuid), "guest", {"uuid": guest.uuid})
+
+
+@pytest.fixture
+def two_hosts(db):
+    return (Host.objects.create(name="granted", uri="test:///default"),
+            Host.objects.create(name="elsewhere", uri="test:///default?x=1"))
+
+
+def _guest(host, name):
+    return Guest.objects.create(host=host, uuid=f"00000000-0000-4000-8000-{abs(hash(name)) % 10**12:012d}", name=name)
+
+
+async def test_a_host_grant_follows_guests_that_appear_after_connect_and_nothing_else(outsider_user, two_hosts):
+    granted, elsewhere = two_hosts
+    await sync_to_async(Grant.objects.create)(user=outsider_user, role="viewer", host=granted)
+    communicator = await _open(outsider_user)
+    new = await sync_to_async(_guest)(granted, "vdtest-new")
+    foreign = await sync_to_async(_guest)(elsewhere, "vdtest-foreign")
+    await _changed(new)
+    await _changed(foreign)
+    await _changed(new)
+    messages = await _drain(communicator)
+    assert _about(messages, new), messages
+    assert not _about(messages, foreign), messages
+    # the filtered message is not a gap for live.js (which would re-read the whole page)
+    assert [m["seq"] for m in messages if m["topic"] == "guests"] == [1, 2]
+    await communicator.disconnect()
+
+
+async def test_a_guest_granted_after_connect_is_followed_and_a_revoked_one_is_not(outsider_user, two_hosts):
+    granted, _ = two_hosts
+    first = await sync_to_async(_guest)(granted, "vdtest-first")
+    later = await sync_to_async(_guest)(granted, "vdtest-later")
+    await sync_to_async(Grant.objects.create)(user=outsider_user, role="viewer", guest=first)
+    communicator = await _open(outsider_user)
+    await _changed(later)
+    assert not _about(await _drain(communicator), later)
+
+    grant = await sync_to_async(Grant.objects.create)(user=outsider_user, role="viewer", guest=later)
+    await _drain(communicator)  # the access nudge and the new subscription reply
+    await _changed(later)
+    assert _about(await _drain(communicator), later)
+
+    await sync_to_async(grant.delete)()
+    await _drain(communicator)
+    await _changed(later)
+    await _changed(first)
+    messages = await _drain(communicator)
+    assert not _about(messages, later), messages
+    assert _about(messages, first), messages
+    await communicator.disconnect()
+
+
+async def test_removing_a_viewers_role_stops_its_updates(viewer_user, two_hosts):
+    guest = await sync_to_async(_guest)(two_hosts[0], "vdtest-any")
+    communicator = await _open(viewer_user)
+    await _changed(guest)
+    assert _about(await _drain(communicator), guest)
+    await sync_to_async(viewer_user.groups.clear)()
+    await _drain(communicator)
+    await _changed(guest)
+    assert not _about(await _drain(communicator), guest)
+    await communicator.disconnect()
