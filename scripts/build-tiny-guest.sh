@@ -14,12 +14,18 @@
 # The guest prints "VIRTDASH-TINY-READY" on the console, then runs root shells
 # on ttyS0 (serial) and tty1 (VNC screen), and powers off on an ACPI power
 # button press (`virsh shutdown`).
+# With `virtdash.dhcp` on the kernel command line (network tests) it also loads
+# the e1000 NIC driver and runs udhcpc on eth0 in the background, sending the
+# host name virtdash-tiny; without it nothing about the network changes.
 #
 # Quirks handled:
 #  - kernel and busybox come from Debian 12 packages (`apt-get download`, no
 #    install), so the host's own busybox/kernel don't matter;
 #  - only vmlinuz and the two modules are pulled out of the ~400 MB kernel
 #    package (dpkg-deb --fsys-tarfile | tar with wildcards);
+#  - the NIC driver (e1000, no dependencies) is a module in Debian's kernel,
+#    so e1000.ko travels in the initramfs; udhcpc needs a hook script to
+#    configure the address it got (BusyBox ships none);
 #  - busybox acpid needs the input devices from button.ko + evdev.ko, and
 #    /var/run for its pid file; modules may be .ko.xz: decompressed here;
 #  - the kernel opens /dev/console before /init runs: the node is put into the
@@ -75,7 +81,8 @@ if id _apt >/dev/null 2>&1; then chown _apt "$WORK/debs"; fi
 mkdir -p "$WORK/kpkg" "$WORK/bbpkg"
 dpkg-deb --fsys-tarfile "$WORK"/debs/linux-image-*.deb |
     tar -x -C "$WORK/kpkg" --wildcards './boot/vmlinuz-*' \
-        '*/kernel/drivers/acpi/button.ko*' '*/kernel/drivers/input/evdev.ko*'
+        '*/kernel/drivers/acpi/button.ko*' '*/kernel/drivers/input/evdev.ko*' \
+        '*/kernel/drivers/net/ethernet/intel/e1000/e1000.ko*'
 dpkg-deb --fsys-tarfile "$WORK"/debs/busybox-static_*.deb |
     tar -x -C "$WORK/bbpkg" ./bin/busybox
 
@@ -96,7 +103,7 @@ install -m 755 "$WORK/bbpkg/bin/busybox" "$R/bin/busybox"
 # Console node for the kernel's first open; ignore failure (no CAP_MKNOD).
 mknod -m 600 "$R/dev/console" c 5 1 2>/dev/null || log "note: mknod not allowed; /init re-opens the console"
 
-for mod in button evdev; do
+for mod in button evdev e1000; do
     src=$(find_one "$WORK/kpkg" "$mod.ko*")
     case "$src" in
         *.ko.xz) xz -dc "$src" >"$R/lib/modules/$mod.ko" ;;
@@ -123,6 +130,12 @@ insmod /lib/modules/button.ko
 i=0
 while [ ! -e /dev/input/event0 ] && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
 acpid -l /var/log/acpid.log || echo "virtdash-tiny: acpid failed to start"
+# Network tests: NIC + DHCP in the background (never delays the prompt).
+if grep -qw virtdash.dhcp /proc/cmdline; then
+    insmod /lib/modules/e1000.ko
+    ip link set lo up
+    udhcpc -f -i eth0 -x hostname:virtdash-tiny -s /etc/udhcpc.script </dev/null >/dev/console 2>&1 &
+fi
 echo "VIRTDASH-TINY-READY"
 [ -e /dev/tty1 ] && echo "VIRTDASH-TINY-READY" >/dev/tty1
 # Boot probe (manage.py check_kvm): power off at once, so "reached userspace" is visible to
@@ -156,6 +169,21 @@ sync
 exec /sbin/poweroff -f
 EOF
 chmod 755 "$R/init" "$R/etc/acpi/PWRF/00000080"
+
+# udhcpc hook (virtdash.dhcp only): configure the leased address and default route.
+cat >"$R/etc/udhcpc.script" <<'EOF'
+#!/bin/sh
+case "$1" in
+    deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+    bound|renew)
+        ip addr flush dev "$interface"
+        ip addr add "$ip/${mask:-24}" dev "$interface"
+        [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+        echo "virtdash-tiny: dhcp $interface $ip" ;;
+esac
+exit 0
+EOF
+chmod 755 "$R/etc/udhcpc.script"
 
 echo 'root:x:0:0:root:/root:/bin/sh' >"$R/etc/passwd"
 echo 'root:x:0:' >"$R/etc/group"

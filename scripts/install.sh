@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEBS=(libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
       libvirt-dev pkg-config gcc python3-venv redis-server nodejs npm cpio busybox-static openssh-client
-      nginx-light openssl libosinfo-bin)
+      nginx-light openssl libosinfo-bin dnsmasq-base)
 [ "${VIRTDASH_WITH_TEST_DEBS:-0}" = 1 ] && DEBS+=(chromium imagemagick fonts-dejavu-core iproute2 openssh-server poppler-utils)
 
 missing=()

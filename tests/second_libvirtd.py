@@ -41,7 +41,7 @@ class SecondLibvirtd:
 
     def start(self, timeout: float = 60) -> SecondLibvirtd:
         for name in DIRS:
-            (self.root / name).mkdir(mode=0o755)
+            (self.root / name).mkdir(mode=0o755, exist_ok=True)
         for conf in Path("/etc/libvirt").glob("*.conf"):
             shutil.copy(conf, self.root / "etc" / conf.name)
         daemon_conf = self.root / "etc" / "libvirtd.conf"
@@ -61,10 +61,14 @@ class SecondLibvirtd:
                   f" && exec libvirtd -l -p {self.root / 'run' / 'libvirtd.pid'}")
         (ARTIFACTS / "logs").mkdir(parents=True, exist_ok=True)
         log = open(ARTIFACTS / "logs" / f"libvirtd-{self.address}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "bash", "-c", script],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        argv = [*self.launcher(), "unshare", "-m", "--propagation", "private", "bash", "-c", script]
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(16509, timeout, host=self.address)
         return self
+
+    def launcher(self) -> list[str]:
+        """Command prefix for the daemon (a subclass runs it inside a network namespace)."""
+        return []
 
     def pause(self) -> None:
         os.kill(self.proc.pid, signal.SIGSTOP)

@@ -1,0 +1,338 @@
+"""Virtual networks through VirtDash on a REAL libvirtd that runs inside a network namespace the test
+creates (tests/netns_libvirtd.py): bridges, addresses, NAT rules and dnsmasq really exist, but only
+inside that namespace — each test also checks that the root namespace gained nothing.
+
+Pages are driven with Django's test client (in-process: views → services → hosts.virt over
+qemu+tcp to the daemon); outcomes are read back from libvirt and with `ip` inside the namespace.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from core.models import AuditEntry
+from hosts.models import Host
+from hosts.uri import validate_uri
+from hosts.virt import connections
+from hosts.virt.errors import Conflict
+from tests.conftest import TEST_PREFIX
+from tests.netns_libvirtd import NetnsLibvirtd, free_subnet, root_ipv4_networks
+
+pytestmark = pytest.mark.integration
+
+SUBNETS = ipaddress.IPv4Network("10.251.0.0/16")  # libvirt networks inside the namespace
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    with NetnsLibvirtd() as running:
+        yield running
+        connections.drop(running.uri)
+
+
+@pytest.fixture(scope="module")
+def lv(daemon):
+    """A direct connection to the namespaced daemon, for assertions."""
+    conn = libvirt.open(daemon.uri)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def host(db, daemon):
+    return Host.objects.create(name="netns", uri=validate_uri(daemon.uri))
+
+
+@pytest.fixture
+def net_name(lv):
+    """A fresh vdtest- network name; whatever network has it afterwards is stopped and undefined."""
+    yield f"{TEST_PREFIX}net-{uuid.uuid4().hex[:6]}"
+    for net in lv.listAllNetworks():
+        if net.name().startswith(TEST_PREFIX):
+            if net.isActive():
+                net.destroy()
+            if net.isPersistent():
+                net.undefine()
+
+
+@pytest.fixture
+def subnet():
+    """A /24 for a libvirt network, with no address of it in the root namespace."""
+    return free_subnet(SUBNETS, 24)
+
+
+@pytest.fixture
+def root_before():
+    """The root namespace's addresses, IPv4 forwarding and firewall rules before the test."""
+    return root_snapshot()
+
+
+def root_snapshot() -> dict:
+    """What a libvirt network started in the root namespace would change there (links are checked
+    by name: other tests may add and remove unrelated ones meanwhile)."""
+    return {"addresses": sorted(map(str, root_ipv4_networks())),
+            "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
+            **{table: subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout
+               for table in ("filter", "nat", "mangle")}}
+
+
+def root_links() -> list[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
+
+
+def ns_ipv4(daemon: NetnsLibvirtd, dev: str) -> list[str]:
+    """IPv4 addresses of `dev` inside the namespace ([] if the device does not exist)."""
+    out = daemon.ns("ip", "-4", "-o", "addr", "show", "dev", dev, check=False)
+    return [line.split()[3] for line in out.splitlines()]
+
+
+def ns_links(daemon: NetnsLibvirtd) -> list[str]:
+    out = daemon.ns("ip", "-o", "link", "show")
+    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
+
+
+def ns_processes(daemon: NetnsLibvirtd) -> list[str]:
+    return [Path(f"/proc/{pid}/comm").read_text().strip() for pid in daemon.pids()]
+
+
+def lv_state(lv, name: str) -> tuple[bool, bool] | None:
+    """(active, autostart) in libvirt, or None when the network does not exist."""
+    try:
+        net = lv.networkLookupByName(name)
+    except libvirt.libvirtError:
+        return None
+    return bool(net.isActive()), bool(net.autostart())
+
+
+def lv_bridge(lv, name: str) -> str:
+    return lv.networkLookupByName(name).bridgeName()
+
+
+def text(response) -> str:
+    return response.content.decode()
+
+
+def audit_trail() -> list[tuple[str, str]]:
+    return list(AuditEntry.objects.order_by("id").values_list("action", "result"))
+
+
+def test_a_nat_network_made_through_the_pages_runs_inside_the_namespace_only(
+        operator_client, host, daemon, lv, net_name, subnet, root_before):
+    base = f"/hosts/{host.pk}/networks"
+    gateway = f"{subnet.network_address + 1}/24"
+    created = operator_client.post(f"{base}/add/", {"name": net_name, "mode": "nat", "ipv4": gateway, "dhcp": "on"},
+                                   follow=True)
+    assert f"Created network {net_name}" in text(created)
+    assert lv_state(lv, net_name) == (False, False)
+    assert f"{subnet.network_address + 2} – {subnet.broadcast_address - 1}" in text(created)
+
+    refused = operator_client.post(f"{base}/{net_name}/start/", {}, follow=True)
+    assert "confirm to go ahead" in text(refused) and lv_state(lv, net_name) == (False, False)
+    started = operator_client.post(f"{base}/{net_name}/start/", {"confirm_host_address": "1"}, follow=True)
+    assert f"Started network {net_name}" in text(started)
+    assert lv_state(lv, net_name) == (True, False)
+
+    bridge = lv_bridge(lv, net_name)
+    assert ns_ipv4(daemon, bridge) == [gateway]                      # the bridge and its address: inside
+    assert bridge not in root_links()                                # … and not in the root namespace
+    assert gateway not in map(str, root_ipv4_networks())
+    masquerade = daemon.ns("iptables", "-t", "nat", "-S")
+    assert f"-s {subnet} ! -d {subnet} -p tcp -j MASQUERADE" in masquerade
+    assert daemon.ns("cat", "/proc/sys/net/ipv4/ip_forward").strip() == "1"
+    assert "dnsmasq" in ns_processes(daemon)
+    assert root_snapshot() == root_before                            # no address, link, forwarding or NAT rule
+
+    listed = text(operator_client.get(f"{base}/"))
+    row = re.search(rf'<tr data-network="{net_name}">.*?</tr>', listed, re.S).group(0)
+    assert "Active" in row and bridge in row and gateway in row
+
+    operator_client.post(f"{base}/{net_name}/action/", {"action": "autostart-on"})
+    assert lv_state(lv, net_name) == (True, True)
+    operator_client.post(f"{base}/{net_name}/action/", {"action": "autostart-off"})
+    assert lv_state(lv, net_name) == (True, False)
+    stopped = operator_client.post(f"{base}/{net_name}/action/", {"action": "stop"}, follow=True)
+    assert f"Stopped network {net_name}" in text(stopped) and lv_state(lv, net_name) == (False, False)
+    assert bridge not in ns_links(daemon) and "dnsmasq" not in ns_processes(daemon)
+    deleted = operator_client.post(f"{base}/{net_name}/action/", {"action": "delete"}, follow=True)
+    assert f"Deleted network {net_name}" in text(deleted) and lv_state(lv, net_name) is None
+    assert net_name not in text(operator_client.get(f"{base}/"))
+
+    assert audit_trail() == [("network.create", "ok"), ("network.start", "failed"), ("network.start", "ok"),
+                             ("network.autostart-on", "ok"), ("network.autostart-off", "ok"),
+                             ("network.stop", "ok"), ("network.delete", "ok")]
+    assert root_snapshot() == root_before
+
+
+@pytest.mark.parametrize("mode, with_address", [("route", True), ("isolated", True), ("isolated", False),
+                                                ("bridge", False)])
+def test_each_kind_of_network_starts_stops_and_goes_inside_the_namespace(
+        operator_user, host, daemon, lv, net_name, subnet, root_before, mode, with_address):
+    from hosts import services_networks as services
+
+    gateway = f"{subnet.network_address + 1}/24" if with_address else ""
+    bridge = ""
+    if mode == "bridge":  # a bridge network attaches to an existing bridge: make one in the namespace
+        bridge = f"{TEST_PREFIX}br{uuid.uuid4().hex[:4]}"
+        daemon.ns("ip", "link", "add", bridge, "type", "bridge")
+    info = services.create_network(operator_user, host, name=net_name, mode=mode, ipv4=gateway, bridge=bridge)
+    assert (info.mode, info.adds_host_address, info.active) == (mode, with_address, False)
+    services.start_network(operator_user, host, net_name, confirm_host_address=with_address)
+    assert lv_state(lv, net_name) == (True, False)
+    bridge = lv_bridge(lv, net_name)
+    assert bridge in ns_links(daemon) and bridge not in root_links()
+    assert ns_ipv4(daemon, bridge) == ([gateway] if with_address else [])
+    if mode == "route":
+        assert f"-d {subnet} -o {bridge} -j ACCEPT" in daemon.ns("iptables", "-S")
+    assert root_snapshot() == root_before
+
+    services.network_action(operator_user, host, net_name, "stop")
+    assert lv_state(lv, net_name) == (False, False)
+    assert (bridge in ns_links(daemon)) == (mode == "bridge")  # libvirt removes only bridges it made
+    services.network_action(operator_user, host, net_name, "delete")
+    assert lv_state(lv, net_name) is None
+    if mode == "bridge":
+        daemon.ns("ip", "link", "del", bridge)
+    assert root_snapshot() == root_before
+
+
+def lv_networks(lv) -> dict[str, tuple[bool, str]]:
+    return {n.name(): (bool(n.isActive()), n.XMLDesc(0)) for n in lv.listAllNetworks()}
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"name": "vdtest-bad/name"}, "Network name"),
+    ({"name": "vdtest-<b>x"}, "Network name"),
+    ({"name": "vdtest-nl\n"}, "Network name"),
+    ({"name": "x" * 100}, "limit is 64"),
+    ({"ipv4": "10.251.300.1/24"}, "not an IPv4 address"),
+    ({"ipv4": "not-an-address"}, "not an IPv4 address"),
+    ({"ipv4": "{network}/24"}, "network or broadcast"),
+    ({"ipv4": "{broadcast}/24"}, "network or broadcast"),
+    ({"ipv4": "{gateway}/31"}, "too small"),
+    ({"ipv4": "{other}/24"}, "overlaps network"),  # another address in the running network's /24
+    ({"ipv4": "{gateway}/16"}, "overlaps network"),  # a supernet of it
+    ({"mode": "route", "ipv4": ""}, "Give the host"),
+    ({"mode": "bridge", "bridge": "br0; reboot"}, "Bridge name"),
+    ({"name": "{existing}"}, "already exists"),
+])
+def test_refused_network_input_changes_nothing(admin_client, host, daemon, lv, net_name, subnet, root_before,
+                                               fields, message):
+    from hosts.virt import networks
+
+    existing = f"{net_name}-up"
+    networks.define_network(daemon.uri, existing, "nat", ipv4=f"{subnet.network_address + 1}/24")
+    networks.start_network(daemon.uri, existing, confirm_host_address=True)
+    before, ns_before = lv_networks(lv), daemon.ns("ip", "-4", "-o", "addr")
+
+    unused = ipaddress.IPv4Network((int(subnet.network_address) ^ 0x100, 24))  # another /24 in 10.251/16
+    values = {"network": subnet.network_address, "broadcast": subnet.broadcast_address,
+              "gateway": subnet.network_address + 1, "other": subnet.network_address + 7, "existing": existing}
+    data = {"name": net_name, "mode": "nat", "ipv4": f"{unused.network_address + 1}/24", "dhcp": "on"}
+    data.update({key: value.format(**values) for key, value in fields.items()})
+    response = admin_client.post(f"/hosts/{host.pk}/networks/add/", data)
+    assert response.status_code == 200, "a refusal shows the form again"
+    assert message in text(response)
+    assert lv_networks(lv) == before and daemon.ns("ip", "-4", "-o", "addr") == ns_before
+    assert root_snapshot() == root_before
+    reached_libvirt = message in ("overlaps network", "already exists")  # the form refused the others
+    assert audit_trail() == ([("network.create", "failed")] if reached_libvirt else [])
+
+
+def test_the_service_refuses_overlap_even_without_the_form(operator_user, host, daemon, lv, net_name, subnet):
+    from hosts import services_networks as services
+
+    gateway = f"{subnet.network_address + 1}/24"
+    services.create_network(operator_user, host, name=net_name, mode="isolated", ipv4=gateway)
+    with pytest.raises(Conflict, match="overlaps"):
+        services.create_network(operator_user, host, name=f"{net_name}-2", mode="nat",
+                                ipv4=f"{subnet.network_address + 129}/25")
+    assert lv_state(lv, f"{net_name}-2") is None
+
+
+def test_a_viewer_sees_the_real_network_but_cannot_start_it(viewer_client, host, daemon, lv, net_name, subnet):
+    from hosts.virt import networks
+
+    networks.define_network(daemon.uri, net_name, "nat", ipv4=f"{subnet.network_address + 1}/24")
+    page = text(viewer_client.get(f"/hosts/{host.pk}/networks/{net_name}/"))
+    assert net_name in page and "I understand" not in page
+    response = viewer_client.post(f"/hosts/{host.pk}/networks/{net_name}/start/", {"confirm_host_address": "1"})
+    assert response.status_code == 403 and lv_state(lv, net_name) == (False, False)
+    assert audit_trail() == [("network.start", "denied")]
+
+
+# --- DHCP leases with a real guest -------------------------------------------------------------
+
+GUEST_MAC = "52:54:00:d1:0c:01"
+
+
+def dhcp_guest_xml(name: str, network: str, guest_dir: Path) -> str:
+    """The tiny BusyBox guest (PVH kernel, serial only, 96 MiB, TCG) with one e1000 NIC on `network`;
+    `virtdash.dhcp` makes it load the driver and run udhcpc (scripts/build-tiny-guest.sh)."""
+    from virtdash.xml import Console, Domain, Interface, Serial
+
+    dom = Domain.new(name, 96, 1, "qemu")
+    dom.kernel, dom.initrd = str(guest_dir / "vmlinux-pvh"), str(guest_dir / "initrd.gz")
+    dom.cmdline = "console=ttyS0 virtdash.dhcp"
+    dom.boot_devs = []
+    dom.add_device(Serial.new("pty"))
+    dom.add_device(Console.new("pty", "serial"))
+    dom.add_device(Interface.new("network", network, model="e1000", mac=GUEST_MAC))
+    return dom.to_string()
+
+
+@pytest.fixture
+def tiny_guest_dir():
+    from tests.integration.console_guests import ensure_tiny_guest
+
+    guest_dir = ensure_tiny_guest()
+    if not (guest_dir / "vmlinux-pvh").exists():
+        pytest.skip("no PVH kernel in the tiny guest build")
+    return guest_dir
+
+
+def test_a_real_guest_gets_a_dhcp_lease_that_the_network_page_shows(
+        viewer_client, host, daemon, lv, net_name, subnet, tiny_guest_dir, root_before):
+    from hosts.virt import networks
+
+    networks.define_network(daemon.uri, net_name, "nat", ipv4=f"{subnet.network_address + 1}/24")
+    networks.start_network(daemon.uri, net_name, confirm_host_address=True)
+    dom = lv.defineXML(dhcp_guest_xml(f"{net_name}-guest", net_name, tiny_guest_dir))
+    try:
+        dom.create()
+        started = time.monotonic()
+        leases = wait_for_lease(daemon.uri, net_name, timeout=60)
+        print(f"lease after {time.monotonic() - started:.1f} s: {leases}")
+        assert [(lease.mac, lease.hostname) for lease in leases] == [(GUEST_MAC, "virtdash-tiny")]
+        ip = ipaddress.IPv4Address(leases[0].ip)
+        assert subnet.network_address + 2 <= ip <= subnet.broadcast_address - 1 and leases[0].prefix == 24
+
+        page = text(viewer_client.get(f"/hosts/{host.pk}/networks/{net_name}/"))
+        table = re.search(r'<table id="lease-table">.*?</table>', page, re.S).group(0)
+        assert GUEST_MAC in table and f"{ip}/24" in table and "virtdash-tiny" in table
+        assert GUEST_MAC in daemon.ns("ip", "neigh", "show", "dev", lv_bridge(lv, net_name))  # it talked to us
+        assert root_snapshot() == root_before
+    finally:
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+
+
+def wait_for_lease(uri: str, network: str, timeout: float):
+    from hosts.virt import networks
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leases = networks.dhcp_leases(uri, network)
+        if leases:
+            return leases
+        time.sleep(0.5)
+    raise AssertionError(f"no DHCP lease on {network} within {timeout} s")
