@@ -12,8 +12,9 @@ network definitions, lease files and QEMU state are its own).
         daemon.ns("ip", "-4", "addr")   # a command's output, run inside the namespace
 
 Cleanup (``stop``, also on a failed start): every process in the namespace (libvirtd, virtlogd,
-dnsmasq, QEMU) is terminated, then the namespace and the veth pair are deleted. Only names with
-the ``vdtest-`` prefix are ever created or deleted.
+dnsmasq, QEMU) is terminated, then the namespace and the veth pair are deleted. A run killed
+before its cleanup (SIGKILL) leaves an owner file naming its dead pid: the next ``start`` removes
+such namespaces. Only names with the ``vdtest-`` prefix are ever created or deleted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import random
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -33,6 +35,7 @@ from tests.second_libvirtd import SecondLibvirtd
 
 VETH_SUPERNET = ipaddress.IPv4Network("10.250.0.0/16")
 QEMU_CAPS_CACHE = Path("/var/cache/libvirt/qemu/capabilities")
+OWNERS = Path(tempfile.gettempdir()) / "vdtest-netns-owners"  # <netns name> → "<owner pid> <state folder>"
 
 
 def _ip(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -66,6 +69,9 @@ class NetnsLibvirtd(SecondLibvirtd):
         return ["ip", "netns", "exec", self.netns]
 
     def start(self, timeout: float = 60) -> NetnsLibvirtd:
+        sweep_abandoned()
+        OWNERS.mkdir(exist_ok=True)
+        (OWNERS / self.netns).write_text(f"{os.getpid()} {self.root}\n")
         try:
             self._make_namespace()
             self._warm_qemu_cache()
@@ -102,9 +108,11 @@ class NetnsLibvirtd(SecondLibvirtd):
     def stop(self) -> None:
         assert self.netns.startswith(TEST_PREFIX)
         self._kill_namespace_processes()
+        (self.root / "run" / "virtlogd.pid").unlink(missing_ok=True)  # it ran in the namespace: gone already
         super().stop()
         _ip("netns", "del", self.netns, check=False)
         _ip("link", "del", self.veth_root, check=False)  # normally gone with the namespace already
+        (OWNERS / self.netns).unlink(missing_ok=True)
 
     def _kill_namespace_processes(self, timeout: float = 10) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -124,3 +132,14 @@ class NetnsLibvirtd(SecondLibvirtd):
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def sweep_abandoned() -> None:
+    """Remove the namespaces of earlier runs whose owner process is gone (killed before cleanup)."""
+    for owner in OWNERS.glob(f"{TEST_PREFIX}*") if OWNERS.is_dir() else []:
+        pid, _, root = owner.read_text().strip().partition(" ")
+        if pid.isdigit() and Path(f"/proc/{pid}").exists():
+            continue
+        stale = NetnsLibvirtd.__new__(NetnsLibvirtd)  # the same cleanup, with the recorded names
+        stale.netns, stale.veth_root, stale.proc, stale.root = owner.name, f"{owner.name}r", None, Path(root)
+        stale.stop()

@@ -53,10 +53,16 @@ def host(db, daemon):
 
 @pytest.fixture
 def net_name(lv):
-    """A fresh vdtest- network name; whatever network has it afterwards is stopped and undefined."""
-    yield f"{TEST_PREFIX}net-{uuid.uuid4().hex[:6]}"
+    """A fresh vdtest- network name; networks whose names start with it are removed afterwards."""
+    name = f"{TEST_PREFIX}net-{uuid.uuid4().hex[:6]}"
+    yield name
+    remove_networks(lv, name)
+
+
+def remove_networks(lv, prefix: str) -> None:
+    assert prefix.startswith(TEST_PREFIX)
     for net in lv.listAllNetworks():
-        if net.name().startswith(TEST_PREFIX):
+        if net.name().startswith(prefix):
             if net.isActive():
                 net.destroy()
             if net.isPersistent():
@@ -64,9 +70,23 @@ def net_name(lv):
 
 
 @pytest.fixture
-def subnet():
-    """A /24 for a libvirt network, with no address of it in the root namespace."""
-    return free_subnet(SUBNETS, 24)
+def subnet(running_net):
+    """A /24 for a libvirt network, with no address of it in the root namespace (nor running_net's)."""
+    while (candidate := free_subnet(SUBNETS, 24)) == running_net[1]:
+        pass
+    return candidate
+
+
+@pytest.fixture(scope="module")
+def running_net(daemon, lv):
+    """(name, subnet) of an active NAT network kept for the module: what refused input must not touch."""
+    name, subnet = f"{TEST_PREFIX}up-{uuid.uuid4().hex[:6]}", free_subnet(SUBNETS, 24)
+    from hosts.virt import networks
+
+    networks.define_network(daemon.uri, name, "nat", ipv4=f"{subnet.network_address + 1}/24")
+    networks.start_network(daemon.uri, name, confirm_host_address=True)
+    yield name, subnet
+    remove_networks(lv, name)
 
 
 @pytest.fixture
@@ -100,8 +120,13 @@ def ns_links(daemon: NetnsLibvirtd) -> list[str]:
     return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
 
 
-def ns_processes(daemon: NetnsLibvirtd) -> list[str]:
-    return [Path(f"/proc/{pid}/comm").read_text().strip() for pid in daemon.pids()]
+def serves_dhcp(daemon: NetnsLibvirtd, network: str) -> bool:
+    """Whether a dnsmasq for `network` runs in the namespace (libvirt starts one per network)."""
+    for pid in daemon.pids():
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if argv[0].endswith(b"dnsmasq") and f"--conf-file=/var/lib/libvirt/dnsmasq/{network}.conf".encode() in argv:
+            return True
+    return False
 
 
 def lv_state(lv, name: str) -> tuple[bool, bool] | None:
@@ -148,7 +173,7 @@ def test_a_nat_network_made_through_the_pages_runs_inside_the_namespace_only(
     masquerade = daemon.ns("iptables", "-t", "nat", "-S")
     assert f"-s {subnet} ! -d {subnet} -p tcp -j MASQUERADE" in masquerade
     assert daemon.ns("cat", "/proc/sys/net/ipv4/ip_forward").strip() == "1"
-    assert "dnsmasq" in ns_processes(daemon)
+    assert serves_dhcp(daemon, net_name)
     assert root_snapshot() == root_before                            # no address, link, forwarding or NAT rule
 
     listed = text(operator_client.get(f"{base}/"))
@@ -161,7 +186,7 @@ def test_a_nat_network_made_through_the_pages_runs_inside_the_namespace_only(
     assert lv_state(lv, net_name) == (True, False)
     stopped = operator_client.post(f"{base}/{net_name}/action/", {"action": "stop"}, follow=True)
     assert f"Stopped network {net_name}" in text(stopped) and lv_state(lv, net_name) == (False, False)
-    assert bridge not in ns_links(daemon) and "dnsmasq" not in ns_processes(daemon)
+    assert bridge not in ns_links(daemon) and not serves_dhcp(daemon, net_name)
     deleted = operator_client.post(f"{base}/{net_name}/action/", {"action": "delete"}, follow=True)
     assert f"Deleted network {net_name}" in text(deleted) and lv_state(lv, net_name) is None
     assert net_name not in text(operator_client.get(f"{base}/"))
@@ -224,19 +249,13 @@ def lv_networks(lv) -> dict[str, tuple[bool, str]]:
     ({"mode": "bridge", "bridge": "br0; reboot"}, "Bridge name"),
     ({"name": "{existing}"}, "already exists"),
 ])
-def test_refused_network_input_changes_nothing(admin_client, host, daemon, lv, net_name, subnet, root_before,
-                                               fields, message):
-    from hosts.virt import networks
-
-    existing = f"{net_name}-up"
-    networks.define_network(daemon.uri, existing, "nat", ipv4=f"{subnet.network_address + 1}/24")
-    networks.start_network(daemon.uri, existing, confirm_host_address=True)
+def test_refused_network_input_changes_nothing(admin_client, host, daemon, lv, running_net, net_name, subnet,
+                                               root_before, fields, message):
+    existing, taken = running_net
     before, ns_before = lv_networks(lv), daemon.ns("ip", "-4", "-o", "addr")
-
-    unused = ipaddress.IPv4Network((int(subnet.network_address) ^ 0x100, 24))  # another /24 in 10.251/16
-    values = {"network": subnet.network_address, "broadcast": subnet.broadcast_address,
-              "gateway": subnet.network_address + 1, "other": subnet.network_address + 7, "existing": existing}
-    data = {"name": net_name, "mode": "nat", "ipv4": f"{unused.network_address + 1}/24", "dhcp": "on"}
+    values = {"network": taken.network_address, "broadcast": taken.broadcast_address,
+              "gateway": taken.network_address + 1, "other": taken.network_address + 7, "existing": existing}
+    data = {"name": net_name, "mode": "nat", "ipv4": f"{subnet.network_address + 1}/24", "dhcp": "on"}
     data.update({key: value.format(**values) for key, value in fields.items()})
     response = admin_client.post(f"/hosts/{host.pk}/networks/add/", data)
     assert response.status_code == 200, "a refusal shows the form again"
