@@ -22,8 +22,8 @@ CONNECT_TIMEOUT = env_int("VIRTDASH_CONSOLE_CONNECT_TIMEOUT", 10, minimum=1)
 # Serial: output waiting for the browser beyond this pauses reading from the guest.
 SERIAL_HIGH_WATER = env_int("VIRTDASH_SERIAL_HIGH_WATER", 1 << 20, minimum=4096)
 # SSH tunnels to qemu+ssh hosts: the service account's key (empty: ssh's defaults) and known_hosts.
-SSH_KEY = env_str("VIRTDASH_SSH_KEY", "")
-SSH_KNOWN_HOSTS = env_str("VIRTDASH_SSH_KNOWN_HOSTS", "")
+SSH_KEY = settings.VIRTDASH_SSH_KEY  # the same values libvirt's ssh transport uses (hosts/virt/ssh.py)
+SSH_KNOWN_HOSTS = settings.VIRTDASH_SSH_KNOWN_HOSTS
 # Thumbnails: at most one screenshot per guest per this many seconds.
 THUMBNAIL_SECONDS = 30
 THUMBNAIL_KEEP_SECONDS = 600

@@ -70,7 +70,8 @@ def resolve(uri: str, graphics: GraphicsInfo) -> Target:
         raise Unreachable(f"The display's listen address {listen!r} is not an IP address or host name.")
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
-    local_address = "127.0.0.1" if listen in _WILDCARDS or _is_loopback(listen) else listen
+    # A wildcard or "localhost" is reached at 127.0.0.1; any other address (127.0.0.2, ::1) as it is.
+    local_address = "127.0.0.1" if listen in _WILDCARDS or listen == "localhost" else listen
     if scheme in _LOCAL_SCHEMES or not parts.hostname:
         return Target(host=local_address, port=graphics.port)
     transport = scheme.partition("+")[2]

@@ -42,6 +42,11 @@ def audit_denied(actor, action: str, host: Host, pool: str = "", volume: str = "
     audit.record(actor, action, result=AuditResult.DENIED, **_target(host, pool or "-", volume))
 
 
+def audit_refused(actor, action: str, host: Host, pool: str, volume: str, reason: str) -> None:
+    """Input refused before libvirt was asked (bad name, size, content type)."""
+    audit.record(actor, action, result=AuditResult.FAILED, detail=reason, **_target(host, pool or "-", volume))
+
+
 # --------------------------------------------------------------------------- reads
 
 
@@ -194,11 +199,27 @@ def run_delete(job: Job, report: jobs.Report) -> str:
 # --------------------------------------------------------------------------- transfers
 
 
-def upload_volume(actor, host: Host, pool: str, name: str, length: int, read: Callable[[int], bytes],
-                  format: str = "raw") -> storage.VolumeInfo:
-    return _audited(actor, "volume.upload", host, pool, name,
-                    lambda: storage.upload_volume(host.uri, pool, name, length, read, format=format),
-                    detail=f"{length} bytes, {format}")
+def open_upload(actor, host: Host, pool: str, name: str, length: int, format: str = "raw") -> storage.Upload:
+    """Create the volume and open its stream (nothing read yet); a refusal is audited and re-raised."""
+    try:
+        return storage.open_upload(host.uri, pool, name, length, format=format)
+    except (VirtError, ValueError) as exc:
+        audit.record(actor, "volume.upload", result=AuditResult.FAILED, detail=str(exc), **_target(host, pool, name))
+        raise
+
+
+def finish_upload(actor, host: Host, upload: storage.Upload, format: str) -> storage.VolumeInfo:
+    """Keep the uploaded volume (every byte arrived); audited either way."""
+    return _audited(actor, "volume.upload", host, upload.pool, upload.name, upload.finish,
+                    detail=f"{upload.length} bytes, {format}")
+
+
+def abandon_upload(actor, host: Host, upload: storage.Upload, reason: str) -> None:
+    """The browser went away or sent bad data: delete the partial volume, audit the failure."""
+    upload.abort()
+    audit.record(actor, "volume.upload", result=AuditResult.FAILED, detail=reason,
+                 **_target(host, upload.pool, upload.name))
+    live.publish([f"host.{host.pk}"], "storage", {"pool": upload.pool})
 
 
 def open_download(actor, host: Host, pool: str, name: str) -> storage.Download:

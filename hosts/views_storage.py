@@ -3,11 +3,12 @@ audited); changes only over POST; libvirt failures and refused input become mess
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
+import asyncio
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
@@ -19,9 +20,9 @@ from core.models import Job
 from core.policy import Action, can, require
 from core.templatetags.virtdash import bytes as human_bytes
 from hosts import services_storage as services
-from hosts.forms_resources import CloneForm, PoolForm, ResizeForm, UploadParamsForm, VolumeForm
+from hosts.forms_resources import CloneForm, PoolForm, ResizeForm, VolumeForm
 from hosts.models import Host
-from hosts.virt.errors import Conflict, HostUnreachable, ObjectNotFound, VirtError
+from hosts.virt.errors import ObjectNotFound, VirtError
 
 REFUSED = (VirtError, ValueError, JobRefused)
 
@@ -190,57 +191,23 @@ def volume_delete(request, pk: int, pool: str, volume: str):
 # --------------------------------------------------------------------------- transfers
 
 
-def _status_for(exc: Exception) -> int:
-    if isinstance(exc, ObjectNotFound):
-        return 404
-    if isinstance(exc, Conflict):
-        return 409
-    if isinstance(exc, HostUnreachable):
-        return 502
-    return 400
-
-
-@require_http_methods(["GET", "POST"])
+@require_GET
 def volume_upload(request, pk: int, pool: str):
-    """GET: the upload page. POST: the file itself as the raw body (application/octet-stream),
-    name and format in the query string. Django never parses it as a form: the ASGI handler
-    spools the body to a temporary file past 2.5 MiB and we copy it to libvirt 1 MiB at a time."""
-    if request.method == "GET":
-        host = _host(request, pk, manage=True, action="volume.upload", pool=pool)
-        return render(request, "hosts/storage/upload.html", {"host": host, "pool": pool})
-    params = UploadParamsForm(request.GET)
-    host = _host(request, pk, manage=True, action="volume.upload", pool=pool, volume=request.GET.get("name", ""))
-    if request.content_type != "application/octet-stream":
-        return JsonResponse({"error": "Send the file as application/octet-stream."}, status=415)
-    if not params.is_valid():
-        return JsonResponse({"error": _first_error(params)}, status=400)
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length <= 0:
-        return JsonResponse({"error": "The file is empty."}, status=400)
-    name, fmt = params.cleaned_data["name"], params.cleaned_data["format"]
-    try:
-        vol = services.upload_volume(request.user, host, pool, name, length, request.read, fmt)
-    except REFUSED as exc:
-        return JsonResponse({"error": str(exc)}, status=_status_for(exc))
-    return JsonResponse({"ok": True, "volume": vol.name, "capacity": vol.capacity,
-                         "message": f"Uploaded {vol.name} ({length} bytes) to {pool}.",
-                         "pool_url": _pool_url(host, pool)})
+    """The upload page. The upload itself (POST to this URL) never reaches Django: it is
+    hosts.upload_stream's raw ASGI endpoint, which checks everything before reading the body."""
+    host = _host(request, pk, manage=True, action="volume.upload", pool=pool)
+    return render(request, "hosts/storage/upload.html", {"host": host, "pool": pool})
 
 
-async def _async_chunks(chunks):
-    """Serve a blocking iterator under ASGI one chunk at a time. Django would otherwise
-    collect a sync iterator into a list first, holding the whole volume in memory."""
-    iterator = iter(chunks)
-    done = object()
-    step = sync_to_async(next, thread_sensitive=False)
+async def _flow_controlled(download):
+    """Serve a download under ASGI with flow control: the next chunk is pulled from libvirt (in a
+    thread) only after the previous one was handed to the server, whose send waits while its
+    socket buffer is full. A disconnect cancels this generator; the download is then closed."""
     try:
-        while (chunk := await step(iterator, done)) is not done:
+        while chunk := await asyncio.to_thread(download.read):
             yield chunk
     finally:
-        await sync_to_async(iterator.close, thread_sensitive=False)()
+        await asyncio.shield(asyncio.to_thread(download.close))
 
 
 @require_GET
@@ -251,8 +218,7 @@ def volume_download(request, pk: int, pool: str, volume: str):
     except REFUSED as exc:
         messages.error(request, str(exc))
         return _back(host, pool)
-    chunks = download.chunks()
-    content = _async_chunks(chunks) if isinstance(request, ASGIRequest) else chunks
+    content = _flow_controlled(download) if isinstance(request, ASGIRequest) else download.chunks()
     response = StreamingHttpResponse(content, content_type="application/octet-stream")
     response["Content-Length"] = str(download.length)
     response["Content-Disposition"] = content_disposition_header(True, volume)

@@ -44,6 +44,16 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_abs_path(name: str) -> str:
+    """An optional absolute file path ("" when unset); no quotes or control characters."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ""
+    if not raw.startswith("/") or '"' in raw or any(ord(ch) < 32 or ord(ch) == 127 for ch in raw):
+        raise SettingError(f"{name} must be an absolute path without quotes or control characters, not {raw!r}")
+    return raw
+
+
 def secret_key(path: Path) -> str:
     """SECRET_KEY from the environment, else one generated once into an untracked file."""
     value = os.environ.get("SECRET_KEY")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from virtdash.env import env_bool, env_int, env_list, env_str, secret_key
+from virtdash.env import env_abs_path, env_bool, env_int, env_list, env_str, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VIRTDASH_VAR_DIR", str(BASE_DIR / "var")))
@@ -135,6 +135,10 @@ VIRTDASH_SHUTDOWN_TIMEOUT = env_int("VIRTDASH_SHUTDOWN_TIMEOUT", 120, minimum=1)
 VIRTDASH_STALE_JOB_SECONDS = env_int("VIRTDASH_STALE_JOB_SECONDS", 120, minimum=10)
 VIRTDASH_QUEUED_JOB_SECONDS = env_int("VIRTDASH_QUEUED_JOB_SECONDS", 1800, minimum=60)
 VIRTDASH_CONSOLE_TOKEN_TTL = env_int("VIRTDASH_CONSOLE_TOKEN_TTL", 30, minimum=1)
+# qemu+ssh hosts (libvirt's transport and the console tunnel): the service account's key and
+# known_hosts; empty means ssh's defaults (~/.ssh of the account). See hosts/virt/ssh.py.
+VIRTDASH_SSH_KEY = env_abs_path("VIRTDASH_SSH_KEY")
+VIRTDASH_SSH_KNOWN_HOSTS = env_abs_path("VIRTDASH_SSH_KNOWN_HOSTS")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {

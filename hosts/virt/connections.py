@@ -20,6 +20,7 @@ from typing import TypeVar
 import libvirt
 from django.conf import settings
 
+from hosts.virt import ssh
 from hosts.virt.errors import HostUnreachable, VirtError, translate
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,8 @@ def _refuse_interactive_auth(_credentials, _data) -> int:
 def _open(uri: str, timeout: float) -> libvirt.virConnect:
     ensure_event_loop()
     auth = [[libvirt.VIR_CRED_AUTHNAME, libvirt.VIR_CRED_PASSPHRASE], _refuse_interactive_auth, None]
-    conn = run_with_timeout(lambda: libvirt.openAuth(uri, auth, 0), timeout, f"connecting to {uri}")
+    target = ssh.connect_uri(uri)  # qemu+ssh: our key, known_hosts and ssh options
+    conn = run_with_timeout(lambda: libvirt.openAuth(target, auth, 0), timeout, f"connecting to {uri}")
     try:
         conn.setKeepAlive(settings.VIRTDASH_KEEPALIVE_INTERVAL, settings.VIRTDASH_KEEPALIVE_COUNT)
     except libvirt.libvirtError:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import libvirt
 
+from hosts.virt import ssh
+
 
 class VirtError(Exception):
     """A libvirt operation failed. `transient` errors may succeed when retried."""
@@ -65,6 +67,7 @@ def translate(error: libvirt.libvirtError, where: str) -> VirtError:
     """Turn a libvirtError into one of ours; `where` names the host or object for the message."""
     code = error.get_error_code()
     text = (error.get_error_message() or str(error)).strip()
+    text = ssh.explain(text)  # a failed ssh login: what to do, not ssh's 20-line banner
     if code in _NOT_FOUND:
         return _NOT_FOUND[code](f"{where}: not found ({text})", detail=text)
     if code in _UNREACHABLE_CODES or error.get_error_domain() == libvirt.VIR_FROM_RPC:

@@ -25,6 +25,7 @@ from virtdash.xml.storage import POOL_TYPES, VOLUME_FORMATS
 from virtdash.xml.units import PIB, format_size, parse_size
 
 CHUNK = 1024 * 1024  # stream transfers move 1 MiB at a time
+SEGMENT = CHUNK  # a download asks libvirt for this much at once (its client queues it all)
 MAX_VOLUME_BYTES = PIB  # anything larger is a typo, not a disk
 LONG_CALL_TIMEOUT = 3600  # clones and large creates; the keepalive still detects a dead daemon
 
@@ -33,6 +34,10 @@ _HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[?[0-9A-F
 _VG_RE = re.compile(r"[A-Za-z0-9+_][A-Za-z0-9+_.-]{0,126}")
 
 Progress = Callable[[int, str], None]
+
+
+class NotEnoughSpace(OperationRefused):
+    """The pool's available space is smaller than the new volume's capacity."""
 
 
 @dataclass(frozen=True)
@@ -332,7 +337,7 @@ def _require_space(pool: libvirt.virStoragePool, name: str, needed: int) -> None
         pass  # refused while another volume of the pool is being built: use the last figures
     available = pool.info()[3]
     if needed > available:
-        raise OperationRefused(f"Storage pool {name} has {format_size(available)} available; "
+        raise NotEnoughSpace(f"Storage pool {name} has {format_size(available)} available; "
                                f"{format_size(needed)} are needed (the full capacity counts, sparse or not).")
 
 
@@ -469,12 +474,84 @@ def _stream_error(exc: libvirt.libvirtError, what: str) -> VirtError:
     return translate(exc, what)
 
 
-def upload_volume(uri: str, pool: str, name: str, length: int, read: Callable[[int], bytes], *,
-                  format: str = "raw", progress: Progress | None = None) -> VolumeInfo:
-    """Create volume ``name`` of ``length`` bytes and fill it from ``read(n)`` in 1 MiB chunks.
+class Upload:
+    """An open volume upload: the new volume exists and takes exactly ``length`` bytes.
 
-    Memory stays at one chunk whatever the size. If anything fails (short input, libvirt error)
-    the new volume is deleted, so a failed upload leaves nothing behind.
+    ``write(data)`` blocks until libvirt has taken ``data`` (a blocking stream sends one packet
+    at a time, so nothing queues on our side); ``finish()`` keeps the volume; ``abort()`` (or any
+    failure) deletes it, so a broken upload leaves nothing behind. One writer at a time; ``abort``
+    may come from another thread and waits for a write in progress.
+    """
+
+    def __init__(self, conn: libvirt.virConnect, pool: str, vol: libvirt.virStorageVol,
+                 stream: libvirt.virStream, length: int, where: str):
+        self.pool, self.name, self.length, self.sent = pool, vol.name(), length, 0
+        self._conn, self._vol, self._stream, self._where = conn, vol, stream, where
+        self._lock = threading.Lock()
+        self._open = True
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            if not self._open:
+                raise OperationRefused(f"{self._where}: the upload was already ended.")
+            if self.sent + len(data) > self.length:
+                self._discard()
+                raise OperationRefused(f"{self._where}: more data than the announced {format_size(self.length)}.")
+            try:
+                offset = 0
+                while offset < len(data):
+                    n = self._stream.send(data[offset:] if offset else data)
+                    if n <= 0:
+                        raise OperationRefused(f"{self._where}: libvirt stopped accepting data.")
+                    offset += n
+            except libvirt.libvirtError as exc:
+                self._discard()
+                raise _stream_error(exc, self._where) from None
+            except BaseException:
+                self._discard()
+                raise
+            self.sent += len(data)
+
+    def finish(self) -> VolumeInfo:
+        """Close the stream and keep the volume; refused (and deleted) unless every byte came."""
+        with self._lock:
+            if not self._open:
+                raise OperationRefused(f"{self._where}: the upload was already ended.")
+            if self.sent != self.length:
+                self._discard()
+                raise OperationRefused(f"{self._where}: the upload ended after {format_size(self.sent)} of "
+                                       f"{format_size(self.length)}; nothing was kept.")
+            try:
+                self._stream.finish()
+                info = _volume_info(self.pool, self._vol)
+            except libvirt.libvirtError as exc:
+                self._discard()
+                raise _stream_error(exc, self._where) from None
+            self._open = False
+            connections.close_in_background(self._conn)
+            return info
+
+    def abort(self) -> None:
+        """Stop the transfer and delete the partial volume (nothing happens once finished)."""
+        with self._lock:
+            if self._open:
+                self._discard()
+
+    def _discard(self) -> None:
+        self._open = False
+        _abort(self._stream)
+        try:
+            self._vol.delete(0)
+        except libvirt.libvirtError:
+            pass
+        connections.close_in_background(self._conn)
+
+
+def open_upload(uri: str, pool: str, name: str, length: int, *, format: str = "raw") -> Upload:
+    """Create volume ``name`` of ``length`` bytes and open a stream into it (own connection).
+
+    Name, size and format are validated before libvirt is asked; then the pool must be running,
+    hold no volume of that name and have ``length`` bytes available. On any failure nothing stays.
     """
     validate_volume_name(name)
     size = validate_capacity(length)
@@ -483,55 +560,48 @@ def upload_volume(uri: str, pool: str, name: str, length: int, read: Callable[[i
     conn = connections.open_standalone(uri)
     vol = None
     try:
-        try:
-            p = _pool(conn, pool)
-            _require_active(p, pool)
-            _require_absent(p, pool, name)
-            _require_space(p, pool, size)
-            vol = p.createXML(xml, 0)
-            stream = conn.newStream(0)
-            vol.upload(stream, 0, size, 0)
-        except libvirt.libvirtError as exc:
-            raise _stream_error(exc, where) from None
-        _send_all(stream, size, read, where, progress)
-        info = _volume_info(pool, vol)
-        vol = None  # keep it
-        return info
-    finally:
+        p = _pool(conn, pool)
+        _require_active(p, pool)
+        _require_absent(p, pool, name)
+        _require_space(p, pool, size)
+        vol = p.createXML(xml, 0)
+        stream = conn.newStream(0)
+        vol.upload(stream, 0, size, 0)
+    except BaseException as exc:
         if vol is not None:
             try:
                 vol.delete(0)
             except libvirt.libvirtError:
                 pass
         connections.close_in_background(conn)
+        if isinstance(exc, libvirt.libvirtError):
+            raise _stream_error(exc, where) from None
+        raise
+    return Upload(conn, pool, vol, stream, size, where)
 
 
-def _send_all(stream: libvirt.virStream, size: int, read: Callable[[int], bytes], where: str,
-              progress: Progress | None) -> None:
-    sent, last_report = 0, 0.0
+def upload_volume(uri: str, pool: str, name: str, length: int, read: Callable[[int], bytes], *,
+                  format: str = "raw", progress: Progress | None = None) -> VolumeInfo:
+    """Create volume ``name`` of ``length`` bytes and fill it from ``read(n)`` in 1 MiB chunks.
+
+    Memory stays at one chunk whatever the size. If anything fails (short input, libvirt error)
+    the new volume is deleted, so a failed upload leaves nothing behind.
+    """
+    upload = open_upload(uri, pool, name, length, format=format)
+    last_report = 0.0
     try:
-        while sent < size:
-            chunk = read(min(CHUNK, size - sent))
+        while upload.sent < upload.length:
+            chunk = read(min(CHUNK, upload.length - upload.sent))
             if not chunk:
-                raise OperationRefused(f"{where}: the upload ended after {format_size(sent)} of "
-                                       f"{format_size(size)}; nothing was kept.")
-            offset = 0
-            while offset < len(chunk):
-                n = stream.send(chunk[offset:] if offset else chunk)
-                if n <= 0:
-                    raise OperationRefused(f"{where}: libvirt stopped accepting data.")
-                offset += n
-            sent += len(chunk)
+                break  # finish() refuses the short upload and deletes the volume
+            upload.write(chunk)
             if progress is not None and time.monotonic() - last_report > 0.5:
                 last_report = time.monotonic()
-                progress(100 * sent // size, f"Wrote {format_size(sent)} of {format_size(size)}")
-        stream.finish()
-    except libvirt.libvirtError as exc:
-        _abort(stream)
-        raise _stream_error(exc, where) from None
-    except BaseException:
-        _abort(stream)
-        raise
+                progress(100 * upload.sent // upload.length,
+                         f"Wrote {format_size(upload.sent)} of {format_size(upload.length)}")
+        return upload.finish()
+    finally:
+        upload.abort()
 
 
 def _abort(stream: libvirt.virStream) -> None:
@@ -541,51 +611,91 @@ def _abort(stream: libvirt.virStream) -> None:
         pass
 
 
-@dataclass
 class Download:
-    """An open volume download: ``length`` bytes come from iterating ``chunks()`` once."""
+    """An open volume download: ``length`` bytes, pulled one chunk at a time with ``read()``.
 
-    name: str
-    length: int
-    _conn: libvirt.virConnect
-    _stream: libvirt.virStream
-    _where: str
+    Flow control: libvirt's client library reads stream data from the socket in its event-loop
+    thread and queues it without limit, so one stream over the whole volume filled the web
+    process with whatever the browser had not read yet (4–39 MiB seen for 50 MiB). Instead each
+    ``SEGMENT`` is its own ranged download started only when the caller asks for the next chunk:
+    at most one segment is ever in flight. ``close()`` (from any thread) ends it early.
+    """
+
+    def __init__(self, conn: libvirt.virConnect, vol: libvirt.virStorageVol, length: int, where: str):
+        self.name, self.length, self.sent = vol.name(), length, 0
+        self._conn, self._vol, self._where = conn, vol, where
+        self._stream: libvirt.virStream | None = None
+        self._left = 0  # bytes still to come from the current segment
+        self._lock = threading.Lock()
+        self._open = True
+
+    def read(self) -> bytes:
+        """The next chunk (≤ 1 MiB); ``b""`` once ``length`` bytes were read (then it is closed)."""
+        with self._lock:
+            if not self._open:
+                raise OperationRefused(f"{self._where}: the download was already closed.")
+            if self.sent >= self.length:
+                self._close()
+                return b""
+            try:
+                return self._next_chunk()
+            except libvirt.libvirtError as exc:
+                self._close()
+                raise _stream_error(exc, self._where) from None
+            except BaseException:
+                self._close()
+                raise
+
+    def _next_chunk(self) -> bytes:
+        if self._stream is None:
+            self._left = min(SEGMENT, self.length - self.sent)
+            self._stream = self._conn.newStream(0)
+            self._vol.download(self._stream, self.sent, self._left, 0)
+        data = self._stream.recv(min(CHUNK, self._left))
+        if isinstance(data, int) or not data:
+            raise OperationRefused(f"{self._where}: the volume ended after {format_size(self.sent)} of "
+                                   f"{format_size(self.length)}.")
+        self._left -= len(data)
+        self.sent += len(data)
+        if self._left <= 0:
+            stream, self._stream = self._stream, None
+            stream.finish()
+        return data
 
     def chunks(self) -> Iterator[bytes]:
-        done = False
+        """Every chunk in turn (for synchronous servers); closes the download when left early."""
         try:
-            while True:
-                try:
-                    data = self._stream.recv(CHUNK)
-                except libvirt.libvirtError as exc:
-                    raise _stream_error(exc, self._where) from None
-                if data in (-2, None) or isinstance(data, int):
-                    raise OperationRefused(f"{self._where}: libvirt returned no data.")
-                if not data:
-                    break
-                yield data
-            self._stream.finish()
-            done = True
+            while chunk := self.read():
+                yield chunk
         finally:
-            if not done:
-                _abort(self._stream)
-            connections.close_in_background(self._conn)
+            self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        if self._stream is not None:
+            _abort(self._stream)
+            self._stream = None
+        connections.close_in_background(self._conn)
 
 
 def open_download(uri: str, pool: str, name: str) -> Download:
-    """Start downloading a whole volume; iterate ``Download.chunks()`` (1 MiB each) to read it."""
+    """Start downloading a whole volume: ``Download.read()`` returns it chunk by chunk."""
     validate_volume_name(name)
     where = f"downloading {pool}/{name}"
     conn = connections.open_standalone(uri)
     try:
         vol = _volume(conn, pool, name)
         length = _transfer_length(vol)
-        stream = conn.newStream(0)
-        vol.download(stream, 0, 0, 0)
     except libvirt.libvirtError as exc:
         connections.close_in_background(conn)
         raise _stream_error(exc, where) from None
-    return Download(name=name, length=length, _conn=conn, _stream=stream, _where=where)
+    return Download(conn, vol, length, where)
 
 
 def _transfer_length(vol: libvirt.virStorageVol) -> int:
@@ -599,9 +709,9 @@ def _transfer_length(vol: libvirt.virStorageVol) -> int:
 
 
 __all__ = [
-    "Download", "InvalidNameError", "InvalidSizeError", "ObjectNotFound", "PoolInfo", "VolumeInfo",
-    "check_new_volume", "clone_volume", "create_volume", "define_pool", "delete_pool", "delete_volume",
-    "get_pool", "get_volume", "list_pools", "list_volumes", "open_download", "pool_xml", "refresh_pool",
-    "resize_volume", "set_pool_autostart", "start_pool", "stop_pool", "upload_volume", "validate_capacity",
-    "validate_path", "volume_by_path", "volume_users",
+    "Download", "InvalidNameError", "InvalidSizeError", "NotEnoughSpace", "ObjectNotFound", "PoolInfo", "Upload",
+    "VolumeInfo", "check_new_volume", "clone_volume", "create_volume", "define_pool", "delete_pool",
+    "delete_volume", "get_pool", "get_volume", "list_pools", "list_volumes", "open_download", "open_upload",
+    "pool_xml", "refresh_pool", "resize_volume", "set_pool_autostart", "start_pool", "stop_pool", "upload_volume",
+    "validate_capacity", "validate_path", "volume_by_path", "volume_users",
 ]

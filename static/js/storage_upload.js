@@ -1,6 +1,8 @@
-// Upload page: send the file as the raw request body (no multipart, no form parsing on the
-// server) with XMLHttpRequest so the browser reports upload progress; the server streams it
-// into libvirt 1 MiB at a time. Text only via textContent.
+// Upload page: POST the file as the raw request body (no multipart, no form parsing) with
+// XMLHttpRequest so the browser reports upload progress. The server (hosts/upload_stream.py)
+// checks login, CSRF, permission, name and size before reading a byte, then reads the next
+// piece only after libvirt took the last: the bar follows what reached the storage pool.
+// Text only via textContent.
 const form = document.getElementById("upload-form");
 const fileInput = document.getElementById("upload-file");
 const nameInput = document.getElementById("upload-name");
@@ -72,7 +74,7 @@ form.addEventListener("submit", (event) => {
     const percent = Math.floor((100 * e.loaded) / e.total);
     setProgress(percent, `Sent ${human(e.loaded)} of ${human(e.total)} (${percent} %)`);
   });
-  request.upload.addEventListener("load", () => setProgress(100, "Sent; writing into the storage pool…"));
+  request.upload.addEventListener("load", () => setProgress(100, "Sent; closing the volume…"));
   request.addEventListener("load", () => {
     let body = {};
     try { body = JSON.parse(request.responseText); } catch (err) { body = {}; }
@@ -85,7 +87,10 @@ form.addEventListener("submit", (event) => {
     }
     finish();
   });
-  request.addEventListener("error", () => { showResult("error", "The connection broke; nothing was kept."); finish(); });
+  request.addEventListener("error", () => {
+    showResult("error", "The connection broke or the server refused the upload; nothing was kept.");
+    finish();
+  });
   request.addEventListener("abort", () => { showResult("warning", "Upload cancelled."); finish(); });
   statusBox.hidden = false;
   result.replaceChildren();

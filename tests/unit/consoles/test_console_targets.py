@@ -40,3 +40,9 @@ def test_a_tls_host_guest_is_reached_directly_but_not_on_the_hosts_loopback():
 def test_displays_without_a_usable_network_address_are_unreachable(graphics):
     with pytest.raises(Unreachable):
         resolve("qemu:///system", graphics)
+
+
+def test_a_display_on_another_loopback_address_is_reached_at_that_address():
+    assert resolve("qemu:///system", _vnc("127.0.0.2", 5905)) == Target("127.0.0.2", 5905)
+    target = resolve("qemu+ssh://virt@kvm1.example.com/system", _vnc("::1", 5901))
+    assert target == Target("::1", 5901, ssh_host="kvm1.example.com", ssh_user="virt", ssh_port=22)

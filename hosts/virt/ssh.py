@@ -1,0 +1,112 @@
+"""libvirt's qemu+ssh transport with the service account's key and known_hosts (VIRTDASH_SSH_*).
+
+libvirt runs the `ssh` program for qemu+ssh URIs, but its URI can only add `-i keyfile`: it has
+no way to name a known_hosts file, and it clears the environment of the ssh it starts. So for
+every ssh URI VirtDash opens (never for what a user types: hosts.uri refuses `command`) we add
+`command=<wrapper>`, a fixed two-line script in VAR_DIR that runs `ssh -F <config beside it>`.
+The config holds the same options as the console tunnel (consoles/tunnel.py): no prompts
+(BatchMode), host keys must already be known (StrictHostKeyChecking=yes), a connect timeout,
+and VIRTDASH_SSH_KEY / VIRTDASH_SSH_KNOWN_HOSTS when set; it then includes the service
+account's own ~/.ssh/config and the system's, so ProxyJump and the like still apply (ssh takes
+the first value it reads for each option, so ours win).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+SSH_TRANSPORTS = {"ssh"}  # libssh/libssh2 run in-process and take keyfile=/known_hosts= themselves
+WRAPPER = """#!/bin/sh
+# Written by VirtDash (hosts/virt/ssh.py): libvirt runs this instead of ssh for qemu+ssh hosts.
+exec ssh -F "${0%/*}/ssh_config" "$@"
+"""
+
+
+def _quoted(path: str) -> str:
+    """A path as one ssh_config argument: quoted, and '%' escaped (ssh expands %-tokens in these)."""
+    return '"' + path.replace("%", "%%") + '"'
+
+
+def ssh_config_text() -> str:
+    lines = ["# Written by VirtDash from its settings; the console tunnel uses the same options.",
+             "BatchMode yes", "StrictHostKeyChecking yes", f"ConnectTimeout {settings.VIRTDASH_CONNECT_TIMEOUT}",
+             "ServerAliveInterval 15", "ServerAliveCountMax 3", "PermitLocalCommand no"]
+    if settings.VIRTDASH_SSH_KEY:
+        lines += [f"IdentityFile {_quoted(settings.VIRTDASH_SSH_KEY)}", "IdentitiesOnly yes"]
+    if settings.VIRTDASH_SSH_KNOWN_HOSTS:
+        lines.append(f"UserKnownHostsFile {_quoted(settings.VIRTDASH_SSH_KNOWN_HOSTS)}")
+    lines += ["Include ~/.ssh/config", "Include /etc/ssh/ssh_config", ""]
+    return "\n".join(lines)
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    """Atomically (several processes may write the same files at once)."""
+    if path.exists() and path.read_text() == text:
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def wrapper_path() -> Path:
+    """The wrapper for the current settings, written on first use (one folder per distinct config)."""
+    config = ssh_config_text()
+    folder = Path(settings.VAR_DIR) / "ssh" / hashlib.sha256((WRAPPER + config).encode()).hexdigest()[:12]
+    folder.mkdir(parents=True, exist_ok=True, mode=0o755)
+    _write(folder / "ssh_config", config, 0o644)  # ssh refuses a config others can write
+    _write(folder / "ssh", WRAPPER, 0o755)
+    return folder / "ssh"
+
+
+def connect_uri(uri: str) -> str:
+    """The URI to hand to libvirt for `uri` (a validated host URI): ssh ones get our wrapper."""
+    parts = urlsplit(uri)
+    if parts.scheme.partition("+")[2] not in SSH_TRANSPORTS:
+        return uri
+    try:
+        wrapper = wrapper_path()
+    except OSError as exc:
+        log.warning("cannot write the ssh wrapper (%s); libvirt runs plain ssh for %s", exc, uri)
+        return uri
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "command"]
+    query.append(("command", str(wrapper)))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+_CHANGED = re.compile(r"Host key for (\S+) has changed")
+_UNKNOWN = re.compile(r"No \S+ host key is known for (\S+)")
+_DENIED = re.compile(r"Permission denied \(([^)]*)\)")
+
+
+def explain(text: str) -> str:
+    """libvirt's message for a failed ssh login, shortened to what an operator must do.
+
+    ssh prints a 20-line banner on a changed host key; libvirt passes it on verbatim.
+    Anything that is not one of the cases below is returned unchanged.
+    """
+    known_hosts = settings.VIRTDASH_SSH_KNOWN_HOSTS or "~/.ssh/known_hosts of the account running VirtDash"
+    if match := _CHANGED.search(text):
+        return (f"SSH host key verification failed: the host key of {match.group(1)} has changed and no longer "
+                f"matches {known_hosts}. If the host was reinstalled, replace its line there after checking the "
+                "new fingerprint; otherwise the connection may be intercepted.")
+    if match := _UNKNOWN.search(text):
+        return (f"SSH host key verification failed: no host key for {match.group(1)} is known in {known_hosts}. "
+                "Add it there after checking its fingerprint (ssh-keyscan prints it).")
+    if "Host key verification failed" in text:
+        return f"SSH host key verification failed (the host's key is not the one in {known_hosts})."
+    if match := _DENIED.search(text):
+        key = settings.VIRTDASH_SSH_KEY or "the key of the account running VirtDash"
+        return (f"SSH login refused (Permission denied: {match.group(1)}): add the public key of {key} to the "
+                "user's authorized_keys on the host.")
+    return text

@@ -1,0 +1,46 @@
+"""libvirt's qemu+ssh transport gets VirtDash's ssh options through a wrapper (hosts/virt/ssh.py)."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qs, urlsplit
+
+from hosts.virt import ssh
+
+
+def test_an_ssh_uri_gets_the_wrapper_and_keeps_its_own_parameters(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    settings.VIRTDASH_SSH_KEY = "/srv/virtdash/.ssh/id_ed25519"
+    settings.VIRTDASH_SSH_KNOWN_HOSTS = "/srv/virtdash/known 100%"
+    uri = ssh.connect_uri("qemu+ssh://root@kvm1.example.com:2222/system?no_tty=1")
+    parts = urlsplit(uri)
+    assert parts.netloc == "root@kvm1.example.com:2222" and parts.path == "/system"
+    query = parse_qs(parts.query)
+    wrapper = query["command"][0]
+    assert query["no_tty"] == ["1"] and os.access(wrapper, os.X_OK)
+    config = (tmp_path / "ssh" / wrapper.split("/")[-2] / "ssh_config").read_text()
+    assert 'IdentityFile "/srv/virtdash/.ssh/id_ed25519"' in config and "IdentitiesOnly yes" in config
+    assert 'UserKnownHostsFile "/srv/virtdash/known 100%%"' in config  # ssh expands %-tokens
+    assert "StrictHostKeyChecking yes" in config and "BatchMode yes" in config
+    assert config.index("BatchMode") < config.index("Include ~/.ssh/config")  # ours win
+
+
+def test_other_transports_are_left_alone(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    for uri in ("qemu:///system", "qemu+tls://kvm1.example.com/system", "test:///default"):
+        assert ssh.connect_uri(uri) == uri
+
+
+def test_a_changed_host_key_reads_as_what_to_do(settings):
+    settings.VIRTDASH_SSH_KNOWN_HOSTS = "/srv/virtdash/known_hosts"
+    banner = ("Cannot recv data: @@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+              "Host key for [10.0.0.5]:22 has changed and you have requested strict checking.\n"
+              "Host key verification failed.: Connection reset by peer")
+    text = ssh.explain(banner)
+    assert text.startswith("SSH host key verification failed: the host key of [10.0.0.5]:22 has changed")
+    assert "/srv/virtdash/known_hosts" in text and "@" not in text
+    assert "is known in" in ssh.explain("No ED25519 host key is known for kvm1 and you have requested strict "
+                                        "checking.\nHost key verification failed.")
+    assert "authorized_keys" in ssh.explain("Cannot recv data: root@kvm1: Permission denied (publickey).")
+    assert ssh.explain("Cannot recv data: ssh: connect to host x port 22: Connection refused") == (
+        "Cannot recv data: ssh: connect to host x port 22: Connection refused")
