@@ -1,7 +1,8 @@
 """The capacity report by e-mail: the overview's totals, what runs out first, what is wasted.
 
 Numbers are those the chosen user may see (core.policy), exactly as on the pages. Scheduling is
-cron or Celery beat calling `manage.py send_capacity_report` / `reports.tasks.send_capacity_report`.
+cron calling `manage.py send_capacity_report`, or Celery beat (VIRTDASH_REPORT_SCHEDULE) running
+`reports.tasks.scheduled_capacity_report`. The capacity CSV (as on the page) is attached.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
-from reports import forecasting, services, usage
+from reports import exports, forecasting, services, usage
 from reports.periods import Period
 from reports.series import TOTAL
 
@@ -34,4 +35,6 @@ def send(user, period: Period, recipients: list[str]) -> int:
     html = render_to_string("reports/email/report.html", context)
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, recipients)
     message.attach_alternative(html, "text/html")
+    csv = exports.csv_text(exports.OVERVIEW_HEADER, exports.overview_rows(context["data"], period))
+    message.attach(f"capacity-{period.key}.csv", csv, "text/csv")
     return message.send()

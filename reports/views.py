@@ -13,7 +13,7 @@ from django.views.decorators.http import require_safe
 
 from core.policy import visible_hosts
 from guests.models import Resolution
-from reports import forecasting, services, usage
+from reports import exports, forecasting, services, usage
 from reports.exports import csv_response
 from reports.periods import PERIODS, Period, PeriodError, period_from
 from reports.series import TOTAL, Series
@@ -99,17 +99,7 @@ def _forecast_chart(row) -> dict:
 def overview_csv(request):
     period = _period(request)
     data = services.overview(request.user, period, _host_id(request))
-    header = ["host", "cpu_threads", "vcpus_running", "vcpus_all", "vcpu_overcommit", "cpu_used_now_threads",
-              "cpu_used_avg_threads", "cpu_used_p95_threads", "memory_total_bytes", "memory_allocated_running_bytes",
-              "memory_allocated_all_bytes", "memory_overcommit", "memory_used_now_bytes", "memory_used_avg_bytes",
-              "memory_used_p95_bytes", "storage_capacity_bytes", "pool_allocation_bytes", "volume_capacity_bytes",
-              "storage_overcommit", "guests_running", "guests_all", "samples", "period_start", "period_end"]
-    rows = [[f.name, f.cpus, f.vcpus_running, f.vcpus_all, f.vcpu_ratio, f.cpu_now, f.cpu_avg, f.cpu_p95,
-             f.memory_total, f.memory_running, f.memory_all, f.memory_ratio, f.memory_now, f.memory_avg,
-             f.memory_p95, f.storage_capacity, f.storage_allocation, f.volume_capacity, f.storage_ratio,
-             f.guests_running, f.guests_all, f.samples, period.start.isoformat(), period.end.isoformat()]
-            for f in [*data.hosts, data.total]]
-    return csv_response(f"capacity-{period.key}.csv", header, rows)
+    return csv_response(f"capacity-{period.key}.csv", exports.OVERVIEW_HEADER, exports.overview_rows(data, period))
 
 
 @require_safe

@@ -5,6 +5,7 @@ from pathlib import Path
 import dj_database_url
 
 from virtdash.env import env_abs_path, env_bool, env_int, env_list, env_str, secret_key
+from virtdash.schedules import report_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VIRTDASH_VAR_DIR", str(BASE_DIR / "var")))
@@ -122,6 +123,26 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("VIRTDASH_TASK_TIME_LIMIT", 3600, minimum=10)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("VIRTDASH_VISIBILITY_TIMEOUT", 7200)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = TIME_ZONE  # crontab schedules below are in this time zone
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_RESULT_EXPIRES = None  # no result backend: no daily backend_cleanup entry in beat
+
+# Scheduled capacity report by e-mail (Procfile `beat:`, started by scripts/up only when set).
+VIRTDASH_REPORT_SCHEDULE = env_str("VIRTDASH_REPORT_SCHEDULE", "")  # crontab, e.g. "0 7 * * 1"; empty = off
+VIRTDASH_REPORT_RECIPIENTS = env_list("VIRTDASH_REPORT_RECIPIENTS", [])
+VIRTDASH_REPORT_AS_USER = env_str("VIRTDASH_REPORT_AS_USER", env_str("VIRTDASH_ADMIN_USER", "admin"))
+VIRTDASH_REPORT_PERIOD = env_str("VIRTDASH_REPORT_PERIOD", "week")
+CELERY_BEAT_SCHEDULE = report_schedule(VIRTDASH_REPORT_SCHEDULE, VIRTDASH_REPORT_RECIPIENTS, VIRTDASH_REPORT_PERIOD)
+VIRTDASH_SITE_URL = env_str("VIRTDASH_SITE_URL", "")  # links in the e-mail, e.g. https://virtdash.example.com
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "virtdash@localhost")
 
 # libvirt access
 VIRTDASH_CALL_TIMEOUT = env_int("VIRTDASH_CALL_TIMEOUT", 10, minimum=1)
