@@ -106,6 +106,10 @@ class NetworkForm(forms.Form):
                            help_text="The host's side of the network, e.g. 192.168.150.1/24 "
                                      "(NAT, routed; optional for isolated; not used for bridge).")
     dhcp = forms.BooleanField(required=False, initial=True, label="Hand out addresses with DHCP")
+    dhcp_start = forms.CharField(max_length=15, required=False, label="DHCP range: first address",
+                                 help_text="Optional, e.g. 192.168.150.100; default: the whole subnet but the host.")
+    dhcp_end = forms.CharField(max_length=15, required=False, label="DHCP range: last address",
+                               help_text="Optional, e.g. 192.168.150.199 (give both or neither).")
     bridge = forms.CharField(max_length=64, required=False, label="Bridge",
                              help_text="For bridge mode: an existing host bridge such as br0. "
                                        "Otherwise optional; libvirt picks virbrN.")
@@ -118,10 +122,11 @@ class NetworkForm(forms.Form):
         if self.errors:
             return data
         if data["mode"] == "bridge":
-            data["ipv4"] = ""
+            data["ipv4"] = data["dhcp_start"] = data["dhcp_end"] = ""
         try:
             networks.network_xml(data["name"], data["mode"], ipv4=data["ipv4"], dhcp=data["dhcp"],
-                                 bridge=data["bridge"], forward_dev=data["forward_dev"])
+                                 bridge=data["bridge"], forward_dev=data["forward_dev"],
+                                 dhcp_start=data["dhcp_start"], dhcp_end=data["dhcp_end"])
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
         return data

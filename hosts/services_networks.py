@@ -39,11 +39,14 @@ def network_with_leases(host: Host, name: str) -> tuple[networks.NetworkInfo, li
 
 
 def create_network(actor, host: Host, *, name: str, mode: str, ipv4: str = "", dhcp: bool = True,
-                   bridge: str = "", forward_dev: str = "", autostart: bool = False) -> networks.NetworkInfo:
+                   bridge: str = "", forward_dev: str = "", autostart: bool = False, dhcp_start: str = "",
+                   dhcp_end: str = "") -> networks.NetworkInfo:
     return _audited(actor, "network.create", host, name,
                     lambda: networks.define_network(host.uri, name, mode, ipv4=ipv4, dhcp=dhcp, bridge=bridge,
-                                                    forward_dev=forward_dev, autostart=autostart),
-                    detail=f"mode={mode} ipv4={ipv4 or '-'} bridge={bridge or '-'}")
+                                                    forward_dev=forward_dev, autostart=autostart,
+                                                    dhcp_start=dhcp_start, dhcp_end=dhcp_end),
+                    detail=f"mode={mode} ipv4={ipv4 or '-'} bridge={bridge or '-'}"
+                           + (f" dhcp={dhcp_start}-{dhcp_end}" if dhcp_start or dhcp_end else ""))
 
 
 def start_network(actor, host: Host, name: str, *, confirm_host_address: bool = False) -> str:

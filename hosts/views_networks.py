@@ -48,7 +48,8 @@ def network_add(request, pk: int):
         try:
             net = services.create_network(request.user, host, name=data["name"], mode=data["mode"],
                                           ipv4=data["ipv4"], dhcp=data["dhcp"], bridge=data["bridge"],
-                                          forward_dev=data["forward_dev"], autostart=data["autostart"])
+                                          forward_dev=data["forward_dev"], autostart=data["autostart"],
+                                          dhcp_start=data["dhcp_start"], dhcp_end=data["dhcp_end"])
         except REFUSED as exc:
             messages.error(request, str(exc))
         else:

@@ -78,8 +78,9 @@ def get_network(uri: str, name: str) -> NetworkInfo:
 
 
 def network_xml(name: str, mode: str, *, ipv4: str = "", dhcp: bool = True, bridge: str = "",
-                forward_dev: str = "") -> str:
-    """Validated network XML; raises ``ValueError`` subclasses with an operator-readable message."""
+                forward_dev: str = "", dhcp_start: str = "", dhcp_end: str = "") -> str:
+    """Validated network XML; raises ``ValueError`` subclasses with an operator-readable message.
+    ``dhcp_start``/``dhcp_end``: a DHCP range of the user's (both or neither; default: the whole subnet)."""
     validate_network_name(name)
     if mode not in CREATE_MODES:
         raise XMLValueError(f"Network mode must be one of {', '.join(CREATE_MODES)}, got {mode!r}.")
@@ -87,16 +88,19 @@ def network_xml(name: str, mode: str, *, ipv4: str = "", dhcp: bool = True, brid
         validate_bridge_name(bridge)
     if mode in ("nat", "route") and not ipv4:
         raise XMLValueError("Give the host's address in the network, e.g. 192.168.100.1/24.")
-    net = Network.new(name, mode, ipv4=ipv4 or None, dhcp=dhcp, bridge=bridge or None)
+    dhcp_range = (dhcp_start, dhcp_end) if dhcp_start or dhcp_end else None
+    net = Network.new(name, mode, ipv4=ipv4 or None, dhcp=dhcp, bridge=bridge or None, dhcp_range=dhcp_range)
     if forward_dev and mode in ("nat", "route"):
         net.forward_dev = validate_bridge_name(forward_dev)
     return net.to_string()
 
 
 def define_network(uri: str, name: str, mode: str, *, ipv4: str = "", dhcp: bool = True, bridge: str = "",
-                   forward_dev: str = "", autostart: bool = False) -> NetworkInfo:
+                   forward_dev: str = "", autostart: bool = False, dhcp_start: str = "",
+                   dhcp_end: str = "") -> NetworkInfo:
     """Define a persistent network (not started: starting is a separate, confirmed step)."""
-    xml = network_xml(name, mode, ipv4=ipv4, dhcp=dhcp, bridge=bridge, forward_dev=forward_dev)
+    xml = network_xml(name, mode, ipv4=ipv4, dhcp=dhcp, bridge=bridge, forward_dev=forward_dev,
+                      dhcp_start=dhcp_start, dhcp_end=dhcp_end)
 
     def _define(conn):
         try:

@@ -248,6 +248,10 @@ def lv_networks(lv) -> dict[str, tuple[bool, str]]:
     ({"mode": "route", "ipv4": ""}, "Give the host"),
     ({"mode": "bridge", "bridge": "br0; reboot"}, "Bridge name"),
     ({"name": "{existing}"}, "already exists"),
+    ({"dhcp_start": "{fresh}.10", "dhcp_end": "{other}"}, "is not inside"),  # range reaching another subnet
+    ({"dhcp_start": "{fresh}.30", "dhcp_end": "{fresh}.20"}, "after its end"),
+    ({"dhcp_start": "{fresh}.1", "dhcp_end": "{fresh}.20"}, "own address"),  # the host's address
+    ({"dhcp_start": "{fresh}.10"}, "Give both"),
 ])
 def test_refused_network_input_changes_nothing(admin_client, host, daemon, lv, running_net, net_name, subnet,
                                                root_before, fields, message):
@@ -255,6 +259,7 @@ def test_refused_network_input_changes_nothing(admin_client, host, daemon, lv, r
     before, ns_before = lv_networks(lv), daemon.ns("ip", "-4", "-o", "addr")
     values = {"network": taken.network_address, "broadcast": taken.broadcast_address,
               "gateway": taken.network_address + 1, "other": taken.network_address + 7, "existing": existing}
+    values["fresh"] = str(subnet.network_address).rsplit(".", 1)[0]  # "10.251.N" of this test's own /24
     data = {"name": net_name, "mode": "nat", "ipv4": f"{subnet.network_address + 1}/24", "dhcp": "on"}
     data.update({key: value.format(**values) for key, value in fields.items()})
     response = admin_client.post(f"/hosts/{host.pk}/networks/add/", data)
@@ -322,7 +327,9 @@ def test_a_real_guest_gets_a_dhcp_lease_that_the_network_page_shows(
         viewer_client, host, daemon, lv, net_name, subnet, tiny_guest_dir, root_before):
     from hosts.virt import networks
 
-    networks.define_network(daemon.uri, net_name, "nat", ipv4=f"{subnet.network_address + 1}/24")
+    first, last = subnet.network_address + 100, subnet.network_address + 119  # a range of the user's
+    networks.define_network(daemon.uri, net_name, "nat", ipv4=f"{subnet.network_address + 1}/24",
+                            dhcp_start=str(first), dhcp_end=str(last))
     networks.start_network(daemon.uri, net_name, confirm_host_address=True)
     dom = lv.defineXML(dhcp_guest_xml(f"{net_name}-guest", net_name, tiny_guest_dir))
     try:
@@ -332,7 +339,7 @@ def test_a_real_guest_gets_a_dhcp_lease_that_the_network_page_shows(
         print(f"lease after {time.monotonic() - started:.1f} s: {leases}")
         assert [(lease.mac, lease.hostname) for lease in leases] == [(GUEST_MAC, "virtdash-tiny")]
         ip = ipaddress.IPv4Address(leases[0].ip)
-        assert subnet.network_address + 2 <= ip <= subnet.broadcast_address - 1 and leases[0].prefix == 24
+        assert first <= ip <= last and leases[0].prefix == 24
 
         page = text(viewer_client.get(f"/hosts/{host.pk}/networks/{net_name}/"))
         table = re.search(r'<table id="lease-table">.*?</table>', page, re.S).group(0)

@@ -111,8 +111,10 @@ class Network(XMLObject):
         ipv4: str | None = "192.168.100.1/24",
         dhcp: bool = True,
         bridge: str | None = None,
+        dhcp_range: tuple[str, str] | None = None,
     ) -> Self:
-        """``ipv4`` is the host side ``address/prefix``; DHCP hands out the rest of the subnet.
+        """``ipv4`` is the host side ``address/prefix``; DHCP hands out the rest of the subnet, or
+        ``dhcp_range`` (first, last) when given, which must lie inside it and leave out the host.
 
         ``mode="bridge"`` attaches to an existing host bridge (``bridge``) and has no IP.
         """
@@ -130,8 +132,10 @@ class Network(XMLObject):
             return net
         if bridge:
             net.bridge_name = bridge
+        if dhcp_range and not (ipv4 and dhcp):
+            raise XMLValueError("A DHCP range needs the host's address and prefix, with DHCP turned on.")
         if ipv4:
-            _add_ipv4(net, ipv4, dhcp)
+            _add_ipv4(net, ipv4, dhcp, dhcp_range)
         return net
 
     @classmethod
@@ -155,7 +159,7 @@ class Network(XMLObject):
         return cls.new(name, "bridge", ipv4=None, bridge=bridge)
 
 
-def _add_ipv4(net: Network, ipv4: str, dhcp: bool) -> None:
+def _add_ipv4(net: Network, ipv4: str, dhcp: bool, dhcp_range: tuple[str, str] | None = None) -> None:
     try:
         iface = ipaddress.IPv4Interface(ipv4)
     except ValueError:
@@ -168,8 +172,33 @@ def _add_ipv4(net: Network, ipv4: str, dhcp: bool) -> None:
     ip = net.ips.new()
     ip.address = str(iface.ip)
     ip.prefix = subnet.prefixlen
-    if dhcp:
+    if dhcp_range:
+        start, end = _dhcp_range(iface, *dhcp_range)
+    elif dhcp:
         # Everything in the subnet but the gateway, keeping the range contiguous.
         first, last = subnet.network_address + 1, subnet.broadcast_address - 1
         start, end = (first, last - 1) if iface.ip == last else (iface.ip + 1, last)
-        ip.dhcp_start, ip.dhcp_end = str(start), str(end)
+    else:
+        return
+    ip.dhcp_start, ip.dhcp_end = str(start), str(end)
+
+
+def _dhcp_range(
+    iface: ipaddress.IPv4Interface, first: str, last: str
+) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    """A user's DHCP range: two addresses of the subnet's hosts, in order, not including the host."""
+    if not first or not last:
+        raise XMLValueError("Give both the first and the last address of the DHCP range, or neither.")
+    try:
+        start, end = ipaddress.IPv4Address(first), ipaddress.IPv4Address(last)
+    except ValueError:
+        raise XMLValueError(f"The DHCP range {first!r} – {last!r} must be two IPv4 addresses.") from None
+    subnet = iface.network
+    lowest, highest = subnet.network_address + 1, subnet.broadcast_address - 1
+    if not (lowest <= start <= highest and lowest <= end <= highest):
+        raise XMLValueError(f"The DHCP range {start} – {end} is not inside {subnet} ({lowest} – {highest}).")
+    if start > end:
+        raise XMLValueError(f"The DHCP range starts at {start}, after its end {end}.")
+    if start <= iface.ip <= end:
+        raise XMLValueError(f"The DHCP range {start} – {end} includes the host's own address {iface.ip}.")
+    return start, end
