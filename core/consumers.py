@@ -5,7 +5,8 @@ the policy module; refused topics are reported back, never joined. Authorisation
 at subscribe time: a "user.<id>" `access` nudge (grants or roles changed, see core.signals), or
 a message arriving more than REAUTHORISE_SECONDS after the last check, re-authorises every topic
 the client asked for (joining what is now allowed, leaving what is not) and re-sends the
-{"subscribed", "refused"} reply, on which live.js re-reads the page. Broad topics of grant-only
+{"subscribed", "refused"} reply (after a nudge, or when anything changed), on which live.js
+re-reads the page; a deleted or disabled user's socket is closed. Broad topics of grant-only
 users are filtered per message (core.topics.Access) and renumbered so that a filtered message is
 not a gap, while a real gap upstream still shows as one.
 """
@@ -28,9 +29,11 @@ REAUTHORISE_SECONDS = 60  # safety net should a nudge be lost
 
 
 def _authorise(user_id: int, topics: list[str]):
-    user = get_user_model().objects.filter(pk=user_id).first()  # fresh: roles are cached per object
+    """(allowed, refused, access) for the user as stored now (roles are cached per user object);
+    None when the user was deleted or disabled."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     if user is None:
-        return [], list(topics), None
+        return None
     allowed, refused = authorised_topics(user, topics)
     return allowed, refused, access_for(user)
 
@@ -47,6 +50,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.groups_joined: set[str] = set()
         self.access = None
         self.allowed: set[str] = {self.own_topic}
+        self.signature = None
         self.checked = time.monotonic()
         self.upstream: dict[str, int] = {}  # topic → last seq seen in the group (filtered topics)
         self.local: dict[str, int] = {}  # topic → last seq sent to the client (filtered topics)
@@ -68,28 +72,40 @@ class LiveConsumer(AsyncWebsocketConsumer):
         for topic in topics:
             if topic not in self.requested and len(self.requested) < MAX_REQUESTED:
                 self.requested.append(topic)
-        allowed, refused = await self._reauthorise()
-        await self.send(json.dumps({"subscribed": [t for t in allowed if t in topics],
-                                    "refused": [t for t in refused if t in topics]}))
+        result = await self._reauthorise()
+        if result is not None:
+            allowed, refused, _ = result
+            await self.send(json.dumps({"subscribed": [t for t in allowed if t in topics],
+                                        "refused": [t for t in refused if t in topics]}))
 
-    async def _reauthorise(self) -> tuple[list[str], list[str]]:
-        allowed, refused, self.access = await database_sync_to_async(_authorise)(self.user_id, self.requested)
+    async def _reauthorise(self) -> tuple[list[str], list[str], bool] | None:
+        """Join what is allowed now, leave what is not: (allowed, refused, anything changed?).
+        None when the user is gone or disabled: the socket is closed."""
+        result = await database_sync_to_async(_authorise)(self.user_id, self.requested)
+        if result is None:
+            self.allowed = set()
+            await self.close(code=4403)
+            return None
+        allowed, refused, self.access = result
         self.checked = time.monotonic()
         wanted = {live.group_name(t) for t in allowed} | {live.group_name(self.own_topic)}
         for group in wanted - self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         for group in self.groups_joined - wanted:
             await self.channel_layer.group_discard(group, self.channel_name)
+        signature = (wanted, self.access and (frozenset(self.access.host_ids), frozenset(self.access.guest_uuids)))
+        changed, self.signature = signature != self.signature, signature
         self.groups_joined = wanted
         self.allowed = set(allowed) | {self.own_topic}
-        return allowed, refused
+        return allowed, refused, changed
 
     async def live_message(self, message):
         topic = message["topic"]
-        if (topic == self.own_topic and message["event"] == "access") or \
-                time.monotonic() - self.checked > REAUTHORISE_SECONDS:
-            allowed, refused = await self._reauthorise()
-            await self.send(json.dumps({"subscribed": allowed, "refused": refused}))
+        nudged = topic == self.own_topic and message["event"] == "access"
+        if nudged or time.monotonic() - self.checked > REAUTHORISE_SECONDS:
+            result = await self._reauthorise()
+            if result is not None and (nudged or result[2]):  # live.js re-reads the page on this reply
+                await self.send(json.dumps({"subscribed": result[0], "refused": result[1]}))
         if topic not in self.allowed:
             return  # left meanwhile (a message already on its way when the group was discarded)
         out = {k: message[k] for k in ("topic", "seq", "event", "data")}

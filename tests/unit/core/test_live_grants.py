@@ -123,3 +123,25 @@ async def test_removing_a_viewers_role_stops_its_updates(viewer_user, two_hosts)
     await _changed(guest)
     assert not _about(await _drain(communicator), guest)
     await communicator.disconnect()
+
+
+async def test_a_lost_nudge_is_made_up_for_by_the_periodic_recheck(outsider_user, two_hosts, monkeypatch):
+    from core import consumers
+
+    guest = await sync_to_async(_guest)(two_hosts[0], "vdtest-quiet")
+    await sync_to_async(Grant.objects.create)(user=outsider_user, role="viewer", host=two_hosts[1])
+    communicator = await _open(outsider_user)
+    # bulk_create sends no signals: no nudge, as if the channel layer had dropped it
+    await sync_to_async(Grant.objects.bulk_create)([Grant(user=outsider_user, role="viewer", guest=guest)])
+    monkeypatch.setattr(consumers, "REAUTHORISE_SECONDS", 0)
+    await _changed(guest)
+    assert _about(await _drain(communicator), guest)
+    await communicator.disconnect()
+
+
+async def test_disabling_a_user_closes_their_live_socket(viewer_user):
+    communicator = await _open(viewer_user)
+    viewer_user.is_active = False
+    await sync_to_async(viewer_user.save)()
+    output = await communicator.receive_output(timeout=5)
+    assert output == {"type": "websocket.close", "code": 4403}
