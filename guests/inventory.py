@@ -21,9 +21,10 @@ from core import live
 from guests.choices import ACTIVE_STATES, GuestState, reason_text, state_from_libvirt
 from guests.models import Guest, GuestEvent
 from guests.services_migrate import moving_guests
+from hosts.choices import HostStatus
 from hosts.models import Host
 from hosts.virt import domains, stats
-from hosts.virt.errors import GuestNotFound
+from hosts.virt.errors import GuestNotFound, VirtError
 from virtdash.xml import Domain, XMLInputError
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,8 @@ def _claim_moved(host: Host, uuid: str, found: dict[str, Any], now) -> Guest | N
         return None
     if other.state in ACTIVE_STATES and found.get("state") not in ACTIVE_STATES:
         return other  # keep it where it runs; this host has an inactive copy of the definition
+    if _still_there(other, found):
+        return other  # e.g. one libvirtd registered twice (qemu:/// and qemu+ssh://): no back and forth
     previous = other.host.name
     Guest.objects.filter(pk=other.pk).update(host=host, updated=now)
     live.publish(live.guest_topics(other.host_id, uuid), "guest", {"uuid": uuid, "moved": True})
@@ -150,6 +153,17 @@ def _claim_moved(host: Host, uuid: str, found: dict[str, Any], now) -> Guest | N
     _record_event(other, "moved", found.get("state", other.state), now, detail=f"from {previous}")
     _apply(other, found, now)
     return other
+
+
+def _still_there(other: Guest, found: dict[str, Any]) -> bool:
+    """Whether the row's host still has the guest, running or as it is here (asks that host)."""
+    if other.host.status != HostStatus.CONNECTED:
+        return False
+    try:
+        there = state_from_libvirt(domains.state(other.host.uri, other.uuid))
+    except VirtError:
+        return False
+    return there in ACTIVE_STATES or found.get("state") not in ACTIVE_STATES
 
 
 _FIELD_NAMES = {f.name for f in Guest._meta.get_fields() if getattr(f, "concrete", False)} - {"id", "host", "uuid"}

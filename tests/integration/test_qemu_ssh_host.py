@@ -259,3 +259,39 @@ def test_a_changed_host_key_is_refused_with_what_to_do(sshd, settings):
     settings.VIRTDASH_SSH_KNOWN_HOSTS = str(sshd.known_hosts)
     ok, message, _ = services.test_connection(sshd.uri(), timeout=10)
     assert ok, message
+
+
+@pytest.fixture
+def fast_reconcile_stack(sshd, transactional_db):
+    """Only the watcher, reconciling every second (10 s by default)."""
+    running = Stack(port=free_port(), env={**sshd.env(), "VIRTDASH_SAMPLE_SECONDS": "1"})
+    running.start_watcher()
+    yield running
+    running.stop_all()
+
+
+def test_the_same_libvirtd_registered_twice_lists_each_guest_once_and_keeps_it_in_place(
+        sshd, guests, fast_reconcile_stack):
+    """qemu:///system and qemu+ssh://root@127.0.0.1/system are one libvirtd: every guest is seen by
+    both hosts. The inventory must not list it twice, nor move it back and forth between them."""
+    from guests.models import Guest, GuestEvent
+    from hosts import services
+
+    admin = make_user("alice-admin", "admin", is_staff=True, is_superuser=True)
+    local = services.create_host(admin, name="local", uri="qemu:///system")
+    _wait_status(local.uri, "connected", 20)
+    uuid = guests["tiny"].UUIDString()
+    wait_until(lambda: Guest.objects.filter(uuid=uuid).exists(), 20, message="the guest in the inventory")
+    remote = services.create_host(admin, name="ssh-host", uri=sshd.uri())
+    _wait_status(remote.uri, "connected", 20)
+    seen = []
+    deadline = time.monotonic() + 6  # the watcher reconciles every 0.5 s here
+    while time.monotonic() < deadline:
+        seen.append(list(Guest.objects.filter(uuid=uuid).values_list("host__name", flat=True)))
+        time.sleep(0.2)
+    moves = GuestEvent.objects.filter(guest__uuid=uuid, event="moved").count()
+    flips = sum(1 for before, after in zip(seen, seen[1:], strict=False) if before != after)
+    print(f"\n{len(seen)} samples: rows per sample {sorted({len(s) for s in seen})}, hosts seen "
+          f"{sorted({h for s in seen for h in s})}, changes of host {flips}, 'moved' events {moves}")
+    assert all(len(sample) == 1 for sample in seen)
+    assert len({sample[0] for sample in seen}) == 1 and moves == 0
