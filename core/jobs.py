@@ -64,17 +64,21 @@ def busy_message(guest_name: str, holder: Job) -> str:
 
 
 def _take_lock(job: Job, guest_uuid: str) -> Job | None:
-    """Lock the guest for `job`; returns the job that holds it instead (nothing taken then)."""
-    holder = active_job_for_guest(guest_uuid, exclude=job.pk)
-    if holder is not None:
-        return holder
-    GuestLock.objects.filter(guest_uuid=guest_uuid).exclude(job__status__in=UNFINISHED).delete()  # stale
-    try:
-        with transaction.atomic():  # savepoint: a lost race must not break the caller's transaction
-            GuestLock.objects.create(guest_uuid=guest_uuid, job=job)
-    except IntegrityError:
-        return active_job_for_guest(guest_uuid, exclude=job.pk) or job
-    return None
+    """Lock the guest for `job`; returns the job that holds it instead (nothing taken then).
+
+    The unique index decides a race: the loser's insert fails and it reads the winner."""
+    for _ in range(3):
+        holder = active_job_for_guest(guest_uuid, exclude=job.pk)
+        if holder is not None:
+            return holder
+        GuestLock.objects.filter(guest_uuid=guest_uuid).exclude(job__status__in=UNFINISHED).delete()  # stale
+        try:
+            with transaction.atomic():  # savepoint: a lost race must not break the caller's transaction
+                GuestLock.objects.create(guest_uuid=guest_uuid, job=job)
+            return None
+        except IntegrityError:
+            continue  # another job took it between our read and our insert: read it
+    raise JobRefused("The guest's lock is changing hands right now; try again.")
 
 
 def release_locks(job: Job) -> None:

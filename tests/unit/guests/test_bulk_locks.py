@@ -1,8 +1,10 @@
 """Bulk jobs hold every guest's lock from creation to the end of the run (test driver, real libvirt)."""
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core import jobs
@@ -80,3 +82,47 @@ def test_a_stale_lock_of_a_finished_job_does_not_block(admin_user, synced):
     Job.objects.filter(pk=old.pk).update(status="failed", finished=timezone.now())  # ended without releasing
     job = services.request_action(admin_user, alpha, "suspend")
     assert GuestLock.objects.get(guest_uuid=alpha.uuid).job_id == job.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_for_one_guest_make_exactly_one_job(admin_user, synced):
+    alpha, beta, _ = _guests(synced)
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def request(index):
+        barrier.wait()
+        try:
+            if index % 2:
+                outcomes.append(services.request_action(admin_user, alpha, "suspend").kind)
+            else:
+                outcomes.append(services.request_bulk(admin_user, [alpha, beta], "suspend").kind)
+        except jobs.JobRefused:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    holders = {lock.guest_uuid: lock.job_id for lock in GuestLock.objects.all()}
+    assert set(holders) == {alpha.uuid, beta.uuid}  # each guest held by exactly one job
+    assert len(outcomes) == 4
+    uuids = {g.pk: g.uuid for g in (alpha, beta)}
+    for job in Job.objects.filter(status="queued"):  # every target is held by it, or a skipped item of it
+        targets = {uuids[pk] for pk in job.params["guests"]} if "guests" in job.params else {job.guest_uuid}
+        held = {u for u, holder in holders.items() if holder == job.pk}
+        skipped = {i["uuid"] for i in job.items if i.get("skipped")}
+        assert held | skipped == targets and not held & skipped, job
+    assert len([o for o in outcomes if o != "refused"]) == Job.objects.filter(status="queued").count()
+
+
+def test_the_database_refuses_a_second_lock_on_a_guest(admin_user, synced):
+    alpha = _guests(synced)[0]
+    first = services.request_action(admin_user, alpha, "suspend")
+    other = Job.objects.create(kind="guest.other")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        GuestLock.objects.create(guest_uuid=alpha.uuid, job=other)
+    assert GuestLock.objects.get(guest_uuid=alpha.uuid).job_id == first.pk
