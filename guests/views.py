@@ -66,6 +66,9 @@ def guest_bulk(request):
         messages.error(request, str(exc))
         return redirect("guests:list")
     messages.success(request, f"Job #{job.pk} started for {len(guests)} guest(s).")
+    skipped = [item["name"] for item in job.items if item.get("skipped")]
+    if skipped:  # held by other jobs: the bulk job leaves them alone
+        messages.warning(request, f"Busy with other jobs, skipped: {', '.join(skipped)}.")
     return redirect("job", job.pk)
 
 

@@ -126,3 +126,10 @@ def test_the_database_refuses_a_second_lock_on_a_guest(admin_user, synced):
     with pytest.raises(IntegrityError), transaction.atomic():
         GuestLock.objects.create(guest_uuid=alpha.uuid, job=other)
     assert GuestLock.objects.get(guest_uuid=alpha.uuid).job_id == first.pk
+
+
+def test_the_bulk_form_says_which_guests_were_skipped(operator_user, operator_client, synced):
+    alpha, beta, _ = _guests(synced)
+    services.request_action(operator_user, alpha, "suspend")
+    response = operator_client.post("/guests/bulk/", {"action": "suspend", "guest": [alpha.pk, beta.pk]}, follow=True)
+    assert f"Busy with other jobs, skipped: {alpha.name}." in response.content.decode()
