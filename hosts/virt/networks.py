@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import libvirt
 
@@ -50,6 +51,10 @@ class Lease:
     client_id: str
     expires: int  # seconds since the epoch, 0 when unknown
     type: str = field(default="ipv4")
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return datetime.fromtimestamp(self.expires, tz=UTC) if self.expires else None
 
 
 def _info(net: libvirt.virNetwork) -> NetworkInfo:

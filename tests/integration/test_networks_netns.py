@@ -4,14 +4,12 @@ inside that namespace — each test also checks that the root namespace gained n
 
 Pages are driven with Django's test client (in-process: views → services → hosts.virt over
 qemu+tcp to the daemon); outcomes are read back from libvirt and with `ip` inside the namespace.
+A real guest's DHCP lease on the network page: tests/e2e/test_networks_netns_journey.py.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -24,11 +22,16 @@ from hosts.uri import validate_uri
 from hosts.virt import connections
 from hosts.virt.errors import Conflict
 from tests.conftest import TEST_PREFIX
+from tests.integration.network_guests import (
+    SUBNETS,
+    ns_ipv4,
+    remove_networks,
+    root_links,
+    root_snapshot,
+)
 from tests.netns_libvirtd import NetnsLibvirtd, free_subnet, root_ipv4_networks
 
 pytestmark = pytest.mark.integration
-
-SUBNETS = ipaddress.IPv4Network("10.251.0.0/16")  # libvirt networks inside the namespace
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +62,6 @@ def net_name(lv):
     remove_networks(lv, name)
 
 
-def remove_networks(lv, prefix: str) -> None:
-    assert prefix.startswith(TEST_PREFIX)
-    for net in lv.listAllNetworks():
-        if net.name().startswith(prefix):
-            if net.isActive():
-                net.destroy()
-            if net.isPersistent():
-                net.undefine()
-
-
 @pytest.fixture
 def subnet(running_net):
     """A /24 for a libvirt network, with no address of it in the root namespace (nor running_net's)."""
@@ -93,26 +86,6 @@ def running_net(daemon, lv):
 def root_before():
     """The root namespace's addresses, IPv4 forwarding and firewall rules before the test."""
     return root_snapshot()
-
-
-def root_snapshot() -> dict:
-    """What a libvirt network started in the root namespace would change there (links are checked
-    by name: other tests may add and remove unrelated ones meanwhile)."""
-    return {"addresses": sorted(map(str, root_ipv4_networks())),
-            "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
-            **{table: subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout
-               for table in ("filter", "nat", "mangle")}}
-
-
-def root_links() -> list[str]:
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
-    return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
-
-
-def ns_ipv4(daemon: NetnsLibvirtd, dev: str) -> list[str]:
-    """IPv4 addresses of `dev` inside the namespace ([] if the device does not exist)."""
-    out = daemon.ns("ip", "-4", "-o", "addr", "show", "dev", dev, check=False)
-    return [line.split()[3] for line in out.splitlines()]
 
 
 def ns_links(daemon: NetnsLibvirtd) -> list[str]:
@@ -291,74 +264,3 @@ def test_a_viewer_sees_the_real_network_but_cannot_start_it(viewer_client, host,
     response = viewer_client.post(f"/hosts/{host.pk}/networks/{net_name}/start/", {"confirm_host_address": "1"})
     assert response.status_code == 403 and lv_state(lv, net_name) == (False, False)
     assert audit_trail() == [("network.start", "denied")]
-
-
-# --- DHCP leases with a real guest -------------------------------------------------------------
-
-GUEST_MAC = "52:54:00:d1:0c:01"
-
-
-def dhcp_guest_xml(name: str, network: str, guest_dir: Path) -> str:
-    """The tiny BusyBox guest (PVH kernel, serial only, 96 MiB, TCG) with one e1000 NIC on `network`;
-    `virtdash.dhcp` makes it load the driver and run udhcpc (scripts/build-tiny-guest.sh)."""
-    from virtdash.xml import Console, Domain, Interface, Serial
-
-    dom = Domain.new(name, 96, 1, "qemu")
-    dom.kernel, dom.initrd = str(guest_dir / "vmlinux-pvh"), str(guest_dir / "initrd.gz")
-    dom.cmdline = "console=ttyS0 virtdash.dhcp"
-    dom.boot_devs = []
-    dom.add_device(Serial.new("pty"))
-    dom.add_device(Console.new("pty", "serial"))
-    dom.add_device(Interface.new("network", network, model="e1000", mac=GUEST_MAC))
-    return dom.to_string()
-
-
-@pytest.fixture
-def tiny_guest_dir():
-    from tests.integration.console_guests import ensure_tiny_guest
-
-    guest_dir = ensure_tiny_guest()
-    if not (guest_dir / "vmlinux-pvh").exists():
-        pytest.skip("no PVH kernel in the tiny guest build")
-    return guest_dir
-
-
-def test_a_real_guest_gets_a_dhcp_lease_that_the_network_page_shows(
-        viewer_client, host, daemon, lv, net_name, subnet, tiny_guest_dir, root_before):
-    from hosts.virt import networks
-
-    first, last = subnet.network_address + 100, subnet.network_address + 119  # a range of the user's
-    networks.define_network(daemon.uri, net_name, "nat", ipv4=f"{subnet.network_address + 1}/24",
-                            dhcp_start=str(first), dhcp_end=str(last))
-    networks.start_network(daemon.uri, net_name, confirm_host_address=True)
-    dom = lv.defineXML(dhcp_guest_xml(f"{net_name}-guest", net_name, tiny_guest_dir))
-    try:
-        dom.create()
-        started = time.monotonic()
-        leases = wait_for_lease(daemon.uri, net_name, timeout=60)
-        print(f"lease after {time.monotonic() - started:.1f} s: {leases}")
-        assert [(lease.mac, lease.hostname) for lease in leases] == [(GUEST_MAC, "virtdash-tiny")]
-        ip = ipaddress.IPv4Address(leases[0].ip)
-        assert first <= ip <= last and leases[0].prefix == 24
-
-        page = text(viewer_client.get(f"/hosts/{host.pk}/networks/{net_name}/"))
-        table = re.search(r'<table id="lease-table">.*?</table>', page, re.S).group(0)
-        assert GUEST_MAC in table and f"{ip}/24" in table and "virtdash-tiny" in table
-        assert GUEST_MAC in daemon.ns("ip", "neigh", "show", "dev", lv_bridge(lv, net_name))  # it talked to us
-        assert root_snapshot() == root_before
-    finally:
-        if dom.isActive():
-            dom.destroy()
-        dom.undefine()
-
-
-def wait_for_lease(uri: str, network: str, timeout: float):
-    from hosts.virt import networks
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        leases = networks.dhcp_leases(uri, network)
-        if leases:
-            return leases
-        time.sleep(0.5)
-    raise AssertionError(f"no DHCP lease on {network} within {timeout} s")

@@ -1,0 +1,116 @@
+"""An operator's network journey in Chromium against a real libvirtd inside a network namespace the
+test creates (tests/netns_libvirtd.py): create a NAT network with a DHCP range of their own, start it
+after confirming, see a real guest's lease (MAC, IP, host name) on the page, stop and delete it.
+The bridge, its address, NAT rules and dnsmasq exist only inside the namespace."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+
+import libvirt
+import pytest
+from django.utils import timezone
+
+from hosts.models import Host
+from hosts.uri import validate_uri
+from hosts.virt import connections
+from tests.conftest import TEST_PREFIX, make_user
+from tests.e2e.conftest import login, screenshot
+from tests.integration.network_guests import (
+    GUEST_MAC,
+    SUBNETS,
+    dhcp_guest_xml,
+    ns_ipv4,
+    remove_networks,
+    root_links,
+    root_snapshot,
+    tiny_guest_dir,
+    wait_for_lease,
+)
+from tests.netns_libvirtd import NetnsLibvirtd, free_subnet
+from tests.stack import in_thread
+
+
+@pytest.fixture
+def daemon():
+    with NetnsLibvirtd() as running:
+        yield running
+        connections.drop(running.uri)
+
+
+@pytest.fixture
+def lv(daemon):
+    conn = libvirt.open(daemon.uri)
+    yield conn
+    for dom in conn.listAllDomains():
+        if dom.name().startswith(TEST_PREFIX):
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+    remove_networks(conn, TEST_PREFIX)
+    conn.close()
+
+
+@pytest.fixture
+def web(partial_stack):
+    running = partial_stack()
+    running.start_web()
+    return running
+
+
+def test_an_operator_sees_a_real_guests_dhcp_lease_on_a_network_inside_a_namespace(page, web, daemon, lv):
+    guest_dir = tiny_guest_dir()
+    in_thread(lambda: make_user("oscar-operator", "operator"))  # it publishes a live update: not in Playwright's loop
+    host = in_thread(lambda: Host.objects.create(name="netns-host", uri=validate_uri(daemon.uri)))
+    name, subnet = f"{TEST_PREFIX}lan-{uuid.uuid4().hex[:4]}", free_subnet(SUBNETS, 24)
+    gateway, first, last = subnet.network_address + 1, subnet.network_address + 100, subnet.network_address + 119
+    root_before = root_snapshot()
+    page.on("dialog", lambda dialog: dialog.accept())  # "Delete network …?"
+
+    login(page, web.url, "oscar-operator")
+    page.goto(f"{web.url}/hosts/{host.pk}/networks/")
+    page.click("text=+ Add network")
+    page.fill("#id_name", name)
+    page.select_option("#id_mode", "nat")
+    page.fill("#id_ipv4", f"{gateway}/24")
+    page.fill("#id_dhcp_start", str(first))
+    page.fill("#id_dhcp_end", str(last))
+    page.click("button:has-text('Create network')")
+    page.wait_for_selector(f"text=Created network {name}")
+    assert f"{first} – {last}" in page.inner_text("dl.facts")
+    page.check("input[name=confirm_host_address]")
+    page.click("#start-warning button:has-text('Start network')")
+    page.wait_for_selector(f"text=Started network {name}")
+
+    bridge = lv.networkLookupByName(name).bridgeName()
+    assert ns_ipv4(daemon, bridge) == [f"{gateway}/24"] and bridge not in root_links()
+
+    dom = lv.defineXML(dhcp_guest_xml(f"{name}-guest", name, guest_dir))
+    dom.create()
+    booted = time.monotonic()
+    lease = wait_for_lease(lv, name, timeout=60)[0]
+    print(f"lease after {time.monotonic() - booted:.1f} s: {lease}")
+    assert first <= ipaddress.IPv4Address(lease["ipaddr"]) <= last
+
+    page.reload()
+    row = page.locator("#lease-table tbody tr")
+    assert row.count() == 1
+    cells = row.locator("td").all_inner_texts()
+    assert cells[:3] == [GUEST_MAC, f"{lease['ipaddr']}/24", "virtdash-tiny"]
+    expires = timezone.localtime(datetime.fromtimestamp(lease["expirytime"], tz=UTC)).strftime("%Y-%m-%d %H:%M")
+    assert re.fullmatch(rf"{expires} \(in (59|60)\sminutes\)", cells[4]), cells[4]  # libvirt's 1 h lease
+    screenshot(page, "network-leases")
+
+    dom.destroy()
+    page.click("button:has-text('Stop')")
+    page.wait_for_selector(f"text=Stopped network {name}")
+    assert not lv.networkLookupByName(name).isActive() and bridge not in daemon.ns("ip", "-o", "link")
+    page.click("button:has-text('Delete')")
+    page.wait_for_selector(f"text=Deleted network {name}")
+    assert name not in [n.name() for n in lv.listAllNetworks()]
+    assert page.locator(f"tr[data-network='{name}']").count() == 0
+    assert root_snapshot() == root_before
