@@ -200,13 +200,17 @@ def volume_upload(request, pk: int, pool: str):
 
 
 async def _flow_controlled(download):
-    """Serve a download under ASGI with flow control: the next chunk is pulled from libvirt (in a
-    thread) only after the previous one was handed to the server, whose send waits while its
-    socket buffer is full. A disconnect cancels this generator; the download is then closed."""
+    """Serve a download under ASGI with flow control: while one chunk is handed to the server
+    (whose send waits while its socket buffer is full), the next is read from libvirt in a
+    thread, and no further: at most two chunks are held. A disconnect cancels this generator;
+    the download is then closed (after the read in progress, which holds its lock)."""
+    pending = asyncio.ensure_future(asyncio.to_thread(download.read))
     try:
-        while chunk := await asyncio.to_thread(download.read):
+        while chunk := await pending:
+            pending = asyncio.ensure_future(asyncio.to_thread(download.read))
             yield chunk
     finally:
+        pending.cancel()  # the thread finishes its read; close() below waits for it
         await asyncio.shield(asyncio.to_thread(download.close))
 
 
