@@ -212,32 +212,43 @@ class ClientGone(Exception):
 
 async def upload(scope, receive, send, pk: int, pool: str) -> None:
     try:
-        a = await sync_to_async(_authorise)(scope, pk, pool)
+        accepted = await sync_to_async(_authorise)(scope, pk, pool)
     except Refusal as refusal:
         return await _respond(send, refusal.status, {"error": refusal.message}, close=True)
+    user, host = accepted.user, accepted.host
     try:
-        transfer = await _in_db_thread(services.open_upload)(a.user, a.host, a.pool, a.name, a.length, a.format)
-    except (VirtError, ValueError) as exc:
+        transfer = await _in_db_thread(services.open_upload)(user, host, pool, accepted.name, accepted.length,
+                                                             accepted.format)
+    except (VirtError, ValueError) as exc:  # audited by the service
         return await _respond(send, _status_for(exc), {"error": str(exc)}, close=True)
+    if not await _receive_into(receive, send, transfer, user, host):
+        return None
+    try:
+        volume = await _in_db_thread(services.finish_upload)(user, host, transfer, accepted.format)
+    except (VirtError, ValueError) as exc:  # audited by the service
+        return await _respond(send, _status_for(exc), {"error": str(exc)})
+    await _respond(send, 200, {"ok": True, "volume": volume.name, "capacity": volume.capacity,
+                               "message": f"Uploaded {volume.name} ({accepted.length} bytes) to {pool}.",
+                               "pool_url": reverse("resources:pool", args=[host.pk, pool])})
+
+
+async def _receive_into(receive, send, transfer: storage.Upload, user, host: Host) -> bool:
+    """Pump the body into libvirt; on any failure delete the partial volume, audit, answer if
+    the browser is still there, and return False."""
     try:
         await _pump(receive, transfer)
-        volume = await _in_db_thread(services.finish_upload)(a.user, a.host, transfer, a.format)
+        return True
     except ClientGone as gone:
-        await _in_db_thread(services.abandon_upload)(a.user, a.host, transfer, str(gone))
+        await _in_db_thread(services.abandon_upload)(user, host, transfer, str(gone))
         if gone.stalled:
             await _respond(send, 408, {"error": f"The upload stalled: {gone}."}, close=True)
-        return None
     except (VirtError, ValueError) as exc:
-        await _in_db_thread(services.abandon_upload)(a.user, a.host, transfer, str(exc))
-        return await _respond(send, _status_for(exc), {"error": str(exc)}, close=True)
+        await _in_db_thread(services.abandon_upload)(user, host, transfer, str(exc))
+        await _respond(send, _status_for(exc), {"error": str(exc)}, close=True)
     except BaseException as exc:  # cancelled by the server, or a bug: never keep half a volume
-        await asyncio.shield(_in_db_thread(services.abandon_upload)(a.user, a.host, transfer,
-                                                                    f"internal error: {exc!r}"))
+        await asyncio.shield(_in_db_thread(services.abandon_upload)(user, host, transfer, f"internal error: {exc!r}"))
         raise
-    pool_url = reverse("resources:pool", args=[a.host.pk, a.pool])
-    await _respond(send, 200, {"ok": True, "volume": volume.name, "capacity": volume.capacity,
-                               "message": f"Uploaded {volume.name} ({a.length} bytes) to {a.pool}.",
-                               "pool_url": pool_url})
+    return False
 
 
 async def _pump(receive, transfer: storage.Upload) -> None:
