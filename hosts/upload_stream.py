@@ -48,6 +48,7 @@ from hosts.models import Host
 from hosts.virt import storage
 from hosts.virt.errors import Conflict, HostUnreachable, ObjectNotFound, VirtError
 from virtdash.env import env_int
+from virtdash.xml.names import validate_pool_name
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,10 @@ def _decide(request: ASGIRequest, pk: int, pool: str) -> Accepted:
 
 
 def _check_request(request: ASGIRequest, user, host: Host, pool: str) -> Accepted:
+    try:
+        validate_pool_name(pool)
+    except ValueError as exc:
+        raise Refusal(400, str(exc)) from None
     params = UploadParamsForm(request.GET)
     if not params.is_valid():
         raise Refusal(400, " ".join(str(e) for errors in params.errors.values() for e in errors))
