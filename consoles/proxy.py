@@ -23,6 +23,7 @@ from channels.db import database_sync_to_async
 from consoles import checks, conf, rfb, sessions, tokens
 from consoles.tunnel import Link, TargetUnreachable, open_link
 from core.choices import AuditResult
+from hosts.virt.ssh import explain
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class _Session:
     async def _why(self, link: Link, exc: Exception) -> str:
         if isinstance(exc, rfb.RfbError):
             return f"The guest's VNC server: {exc}"
-        detail = await link.ssh_error()
+        detail = explain(await link.ssh_error())  # ssh's banners and channel errors, made readable
         if detail:
             return f"The SSH tunnel to the host failed: {detail}"
         if isinstance(exc, asyncio.TimeoutError):

@@ -7,9 +7,11 @@ libvirtd (libvirt runs `virt-ssh-helper` through it). `known_hosts` holds its re
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,3 +90,37 @@ def start() -> SshHost:
         kind, key = (folder / key_file).read_text().split()[:2]
         (folder / name).write_text(f"[127.0.0.1]:{port} {kind} {key}\n")
     return SshHost(folder, port, process)
+
+
+def idle_guest_xml(name: str, *, listen: str | None = None, socket: bool = False) -> str:
+    """A diskless guest idling in SeaBIOS (no kernel: cheap) whose VNC the proxy cannot reach."""
+    from virtdash.xml import Domain, Graphics, Video
+
+    dom = Domain.new(name, 64, 1, "qemu")
+    graphics = dom.add_device(Graphics.new("vnc", listen=listen))
+    if socket:
+        graphics.listen_type = "socket"
+    dom.add_device(Video.new("vga"))
+    return dom.to_string()
+
+
+@contextmanager
+def console_guests(conn, tag: str):
+    """{'tiny': the running tiny guest (VNC on 127.0.0.1), 'other_address': VNC on 127.0.0.2 (this
+    sshd forwards to 127.0.0.1 only), 'socket': VNC on a UNIX socket}; all destroyed afterwards."""
+    from tests.conftest import TEST_PREFIX
+    from tests.integration import console_guests as cg
+
+    cg.ensure_tiny_guest()
+    stamp = secrets.token_hex(3)
+    names = {key: f"{TEST_PREFIX}{tag}{key[:3]}-{stamp}" for key in ("tiny", "other_address", "socket")}
+    try:
+        found = {"tiny": cg.define_and_start(conn, names["tiny"])}
+        for key, xml in (("other_address", idle_guest_xml(names["other_address"], listen="127.0.0.2")),
+                         ("socket", idle_guest_xml(names["socket"], socket=True))):
+            found[key] = conn.defineXML(xml)
+            found[key].create()
+        yield found
+    finally:
+        for name in names.values():
+            cg.destroy(conn, name)

@@ -90,7 +90,7 @@ _DENIED = re.compile(r"Permission denied \(([^)]*)\)")
 
 
 def explain(text: str) -> str:
-    """libvirt's message for a failed ssh login, shortened to what an operator must do.
+    """ssh's message (via libvirt, or from a console tunnel), shortened to what an operator must do.
 
     ssh prints a 20-line banner on a changed host key; libvirt passes it on verbatim.
     Anything that is not one of the cases below is returned unchanged.
@@ -105,6 +105,12 @@ def explain(text: str) -> str:
                 "Add it there after checking its fingerprint (ssh-keyscan prints it).")
     if "Host key verification failed" in text:
         return f"SSH host key verification failed (the host's key is not the one in {known_hosts})."
+    if "administratively prohibited" in text:
+        return ("the host's sshd refused to forward to the display (administratively prohibited: see "
+                "AllowTcpForwarding and PermitOpen in its sshd_config).")
+    if "open failed: connect failed" in text:
+        reason = text.split("connect failed:", 1)[1].splitlines()[0].strip()
+        return f"the host could not connect to the display ({reason}): nothing listens there on the host."
     if match := _DENIED.search(text):
         key = settings.VIRTDASH_SSH_KEY or "the key of the account running VirtDash"
         return (f"SSH login refused (Permission denied: {match.group(1)}): add the public key of {key} to the "

@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import TEST_PREFIX, make_user
+from tests.conftest import make_user
 from tests.integration import console_guests as cg
 from tests.stack import Stack, free_port, wait_until
 
@@ -43,35 +43,10 @@ def local_conn(services):
     conn.close()
 
 
-def _idle_guest_xml(name: str, *, listen: str | None = None, socket: bool = False) -> str:
-    """A diskless guest idling in SeaBIOS (no kernel: cheap) whose VNC the proxy cannot reach."""
-    from virtdash.xml import Domain, Graphics, Video
-
-    dom = Domain.new(name, 64, 1, "qemu")
-    graphics = dom.add_device(Graphics.new("vnc", listen=listen))
-    if socket:
-        graphics.listen_type = "socket"
-    dom.add_device(Video.new("vga"))
-    return dom.to_string()
-
-
 @pytest.fixture(scope="module")
 def guests(local_conn):
-    """{'tiny': running tiny guest (VNC on 127.0.0.1), 'other_address': VNC on 127.0.0.2 (the sshd
-    forwards to 127.0.0.1 only), 'socket': VNC on a UNIX socket}."""
-    cg.ensure_tiny_guest()
-    stamp = secrets.token_hex(3)
-    names = {key: f"{TEST_PREFIX}ssh{key[:3]}-{stamp}" for key in ("tiny", "other_address", "socket")}
-    try:
-        found = {"tiny": cg.define_and_start(local_conn, names["tiny"])}
-        for key, xml in (("other_address", _idle_guest_xml(names["other_address"], listen="127.0.0.2")),
-                         ("socket", _idle_guest_xml(names["socket"], socket=True))):
-            found[key] = local_conn.defineXML(xml)
-            found[key].create()
+    with ssh_host.console_guests(local_conn, "ssh") as found:
         yield found
-    finally:
-        for name in names.values():
-            cg.destroy(local_conn, name)
 
 
 @pytest.fixture

@@ -44,3 +44,10 @@ def test_a_changed_host_key_reads_as_what_to_do(settings):
     assert "authorized_keys" in ssh.explain("Cannot recv data: root@kvm1: Permission denied (publickey).")
     assert ssh.explain("Cannot recv data: ssh: connect to host x port 22: Connection refused") == (
         "Cannot recv data: ssh: connect to host x port 22: Connection refused")
+
+
+def test_a_refused_tunnel_says_whether_sshd_or_the_display_refused():
+    assert "administratively prohibited" in ssh.explain(
+        "channel 0: open failed: administratively prohibited: open failed\r\nstdio forwarding failed")
+    assert ssh.explain("channel 0: open failed: connect failed: Connection refused\r\nstdio forwarding failed") == (
+        "the host could not connect to the display (Connection refused): nothing listens there on the host.")
