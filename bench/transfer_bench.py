@@ -60,7 +60,7 @@ class Worker:
         self.base = kib(self.pid, "VmRSS")
 
     def growth_mib(self) -> float:
-        return (kib(self.pid, "VmHWM") - self.base) / 1024
+        return max(0, kib(self.pid, "VmHWM") - self.base) / 1024
 
 
 def upload(port: int, path: str, cookie: str, size: int) -> tuple[float, str, int]:
