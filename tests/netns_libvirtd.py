@@ -105,6 +105,24 @@ class NetnsLibvirtd(SecondLibvirtd):
     def pids(self) -> list[int]:
         return [int(p) for p in _ip("netns", "pids", self.netns, check=False).stdout.split()]
 
+    def restart(self, *, as_after_boot: bool = False, timeout: float = 60) -> None:
+        """Stop libvirtd and virtlogd and start them again on the same state, namespace and address
+        (running networks and their dnsmasq stay up, as with a real daemon restart).
+
+        libvirt autostarts objects only once per boot: each driver leaves an ``autostarted`` marker
+        in /run/libvirt/<driver>/. ``as_after_boot`` removes the markers, as a reboot clears /run."""
+        self.proc.terminate()
+        self.proc.wait(15)
+        pidfile = self.root / "run" / "virtlogd.pid"
+        os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)  # the script starts a fresh one
+        deadline = time.monotonic() + 10
+        while pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if as_after_boot:
+            for marker in (self.root / "run").glob("*/autostarted"):
+                marker.unlink()
+        SecondLibvirtd.start(self, timeout)
+
     def stop(self) -> None:
         assert self.netns.startswith(TEST_PREFIX)
         self._kill_namespace_processes()

@@ -10,6 +10,7 @@ A real guest's DHCP lease on the network page: tests/e2e/test_networks_netns_jou
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from tests.integration.network_guests import (
     root_snapshot,
 )
 from tests.netns_libvirtd import NetnsLibvirtd, free_subnet, root_ipv4_networks
+from tests.stack import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -41,9 +43,9 @@ def daemon():
         connections.drop(running.uri)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def lv(daemon):
-    """A direct connection to the namespaced daemon, for assertions."""
+    """A direct connection to the namespaced daemon, for assertions (per test: one test restarts it)."""
     conn = libvirt.open(daemon.uri)
     yield conn
     conn.close()
@@ -55,11 +57,13 @@ def host(db, daemon):
 
 
 @pytest.fixture
-def net_name(lv):
+def net_name(daemon):
     """A fresh vdtest- network name; networks whose names start with it are removed afterwards."""
     name = f"{TEST_PREFIX}net-{uuid.uuid4().hex[:6]}"
     yield name
-    remove_networks(lv, name)
+    conn = libvirt.open(daemon.uri)  # a new one: the test may have restarted the daemon
+    remove_networks(conn, name)
+    conn.close()
 
 
 @pytest.fixture
@@ -71,7 +75,7 @@ def subnet(running_net):
 
 
 @pytest.fixture(scope="module")
-def running_net(daemon, lv):
+def running_net(daemon):
     """(name, subnet) of an active NAT network kept for the module: what refused input must not touch."""
     name, subnet = f"{TEST_PREFIX}up-{uuid.uuid4().hex[:6]}", free_subnet(SUBNETS, 24)
     from hosts.virt import networks
@@ -79,7 +83,9 @@ def running_net(daemon, lv):
     networks.define_network(daemon.uri, name, "nat", ipv4=f"{subnet.network_address + 1}/24")
     networks.start_network(daemon.uri, name, confirm_host_address=True)
     yield name, subnet
-    remove_networks(lv, name)
+    conn = libvirt.open(daemon.uri)
+    remove_networks(conn, name)
+    conn.close()
 
 
 @pytest.fixture
@@ -264,3 +270,34 @@ def test_a_viewer_sees_the_real_network_but_cannot_start_it(viewer_client, host,
     response = viewer_client.post(f"/hosts/{host.pk}/networks/{net_name}/start/", {"confirm_host_address": "1"})
     assert response.status_code == 403 and lv_state(lv, net_name) == (False, False)
     assert audit_trail() == [("network.start", "denied")]
+
+
+def test_autostart_starts_the_network_when_the_daemon_starts_after_a_boot_and_the_page_follows(
+        operator_client, host, daemon, net_name, subnet, root_before):
+    from hosts.virt import networks
+
+    base = f"/hosts/{host.pk}/networks"
+    auto, manual = f"{net_name}-auto", f"{net_name}-manual"
+    networks.define_network(daemon.uri, auto, "isolated", ipv4=f"{subnet.network_address + 1}/25")
+    networks.define_network(daemon.uri, manual, "isolated", ipv4=f"{subnet.network_address + 129}/25")
+    operator_client.post(f"{base}/{auto}/action/", {"action": "autostart-on"})
+
+    daemon.restart()  # libvirt autostarts once per boot: a plain restart leaves both down
+    conn = libvirt.open(daemon.uri)
+    assert (lv_state(conn, auto), lv_state(conn, manual)) == ((False, True), (False, False))
+    conn.close()
+
+    restarted = time.monotonic()
+    daemon.restart(as_after_boot=True)
+    conn = libvirt.open(daemon.uri)
+    try:
+        assert (lv_state(conn, auto), lv_state(conn, manual)) == ((True, True), (False, False))
+        assert ns_ipv4(daemon, lv_bridge(conn, auto)) == [f"{subnet.network_address + 1}/25"]
+    finally:
+        conn.close()
+    assert root_snapshot() == root_before
+
+    # VirtDash's connection died with the daemon: the page reports it, then reconnects on its own.
+    wait_until(lambda: "Active" in text(operator_client.get(f"{base}/{auto}/")), timeout=15,
+               message="the network page to show the autostarted network")
+    print(f"page shows the autostarted network {time.monotonic() - restarted:.1f} s after the restart began")
