@@ -24,7 +24,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django.conf import settings
 
 log = logging.getLogger(__name__)
-SSH_TRANSPORTS = {"ssh"}  # libssh/libssh2 run in-process and take keyfile=/known_hosts= themselves
+SSH_TRANSPORTS = {"ssh"}  # libvirt runs the ssh program
+LIBSSH_TRANSPORTS = {"libssh", "libssh2"}  # in-process; they take keyfile=/known_hosts= parameters
 WRAPPER = """#!/bin/sh
 # Written by VirtDash (hosts/virt/ssh.py): libvirt runs this instead of ssh for qemu+ssh hosts.
 exec ssh -F "${0%/*}/ssh_config" "$@"
@@ -70,9 +71,17 @@ def wrapper_path() -> Path:
 
 
 def connect_uri(uri: str) -> str:
-    """The URI to hand to libvirt for `uri` (a validated host URI): ssh ones get our wrapper."""
+    """The URI to hand to libvirt for `uri` (a validated host URI): ssh ones get our wrapper,
+    libssh/libssh2 ones (in-process, they take the files as parameters) our key and known_hosts."""
     parts = urlsplit(uri)
-    if parts.scheme.partition("+")[2] not in SSH_TRANSPORTS:
+    transport = parts.scheme.partition("+")[2]
+    if transport in LIBSSH_TRANSPORTS:
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                 if k not in ("keyfile", "known_hosts")]
+        query += [(k, v) for k, v in (("keyfile", settings.VIRTDASH_SSH_KEY),
+                                      ("known_hosts", settings.VIRTDASH_SSH_KNOWN_HOSTS)) if v]
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    if transport not in SSH_TRANSPORTS:
         return uri
     try:
         wrapper = wrapper_path()
@@ -84,8 +93,9 @@ def connect_uri(uri: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-_CHANGED = re.compile(r"Host key for (\S+) has changed")
-_UNKNOWN = re.compile(r"No \S+ host key is known for (\S+)")
+# OpenSSH's wording, then libssh's (qemu+libssh/libssh2 URIs).
+_CHANGED = re.compile(r"Host key for (\S+) has changed|Identity of host '([^']+)' differs from stored identity")
+_UNKNOWN = re.compile(r"No \S+ host key is known for (\S+)|()no suitable callback for host key verification")
 _DENIED = re.compile(r"Permission denied \(([^)]*)\)")
 
 
@@ -97,11 +107,13 @@ def explain(text: str) -> str:
     """
     known_hosts = settings.VIRTDASH_SSH_KNOWN_HOSTS or "~/.ssh/known_hosts of the account running VirtDash"
     if match := _CHANGED.search(text):
-        return (f"SSH host key verification failed: the host key of {match.group(1)} has changed and no longer "
+        host = match.group(1) or match.group(2)
+        return (f"SSH host key verification failed: the host key of {host} has changed and no longer "
                 f"matches {known_hosts}. If the host was reinstalled, replace its line there after checking the "
                 "new fingerprint; otherwise the connection may be intercepted.")
     if match := _UNKNOWN.search(text):
-        return (f"SSH host key verification failed: no host key for {match.group(1)} is known in {known_hosts}. "
+        host = match.group(1) or "the host"
+        return (f"SSH host key verification failed: no host key for {host} is known in {known_hosts}. "
                 "Add it there after checking its fingerprint (ssh-keyscan prints it).")
     if "Host key verification failed" in text:
         return f"SSH host key verification failed (the host's key is not the one in {known_hosts})."

@@ -218,22 +218,30 @@ def test_a_wrong_host_key_or_a_closed_ssh_port_is_reported_within_seconds(sshd, 
     print(f"\nclosed ssh port: unreachable after {time.monotonic() - started:.1f} s: {host.last_error}")
 
 
-def test_a_changed_host_key_is_refused_with_what_to_do(sshd, settings):
+def test_a_changed_or_unknown_host_key_is_refused_with_what_to_do(sshd, settings, tmp_path):
+    """"Test connection" in the web process, for the ssh transport and libvirt's in-process libssh ones."""
     from hosts import services
 
     settings.VIRTDASH_SSH_KEY = str(sshd.key)
-    settings.VIRTDASH_SSH_KNOWN_HOSTS = str(sshd.wrong_known_hosts)
-    started = time.monotonic()
-    ok, message, _ = services.test_connection(sshd.uri(), timeout=10)
-    elapsed = time.monotonic() - started
-    assert not ok and elapsed < 8
-    assert "SSH host key verification failed: the host key of [127.0.0.1]" in message, message
-    assert "has changed" in message and str(sshd.wrong_known_hosts) in message and "@@@" not in message
+    (tmp_path / "empty").write_text("")
+    for transport in ("ssh", "libssh", "libssh2"):
+        uri = sshd.uri().replace("qemu+ssh:", f"qemu+{transport}:")
+        settings.VIRTDASH_SSH_KNOWN_HOSTS = str(sshd.wrong_known_hosts)
+        started = time.monotonic()
+        ok, message, _ = services.test_connection(uri, timeout=10)
+        elapsed = time.monotonic() - started
+        assert not ok and elapsed < 8
+        assert "SSH host key verification failed: the host key of " in message, message
+        assert "has changed" in message and str(sshd.wrong_known_hosts) in message and "@@@" not in message
+        print(f"\n{transport}: changed host key refused after {elapsed:.1f} s: {message}")
 
-    print(f"\nchanged host key refused after {elapsed:.1f} s: {message}")
-    settings.VIRTDASH_SSH_KNOWN_HOSTS = str(sshd.known_hosts)
-    ok, message, _ = services.test_connection(sshd.uri(), timeout=10)
-    assert ok, message
+        settings.VIRTDASH_SSH_KNOWN_HOSTS = str(tmp_path / "empty")
+        ok, message, _ = services.test_connection(uri, timeout=10)
+        assert not ok and "SSH host key verification failed: no host key for " in message, message
+
+        settings.VIRTDASH_SSH_KNOWN_HOSTS = str(sshd.known_hosts)
+        ok, message, _ = services.test_connection(uri, timeout=10)
+        assert ok, message
 
 
 @pytest.fixture

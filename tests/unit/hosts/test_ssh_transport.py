@@ -51,3 +51,21 @@ def test_a_refused_tunnel_says_whether_sshd_or_the_display_refused():
         "channel 0: open failed: administratively prohibited: open failed\r\nstdio forwarding failed")
     assert ssh.explain("channel 0: open failed: connect failed: Connection refused\r\nstdio forwarding failed") == (
         "the host could not connect to the display (Connection refused): nothing listens there on the host.")
+
+
+def test_libssh_uris_get_the_key_and_known_hosts_as_parameters(settings):
+    settings.VIRTDASH_SSH_KEY = "/srv/virtdash/id_ed25519"
+    settings.VIRTDASH_SSH_KNOWN_HOSTS = "/srv/virtdash/known_hosts"
+    query = parse_qs(urlsplit(ssh.connect_uri("qemu+libssh2://root@kvm1/system?sshauth=privkey")).query)
+    assert query == {"sshauth": ["privkey"], "keyfile": ["/srv/virtdash/id_ed25519"],
+                     "known_hosts": ["/srv/virtdash/known_hosts"]}
+    settings.VIRTDASH_SSH_KEY = settings.VIRTDASH_SSH_KNOWN_HOSTS = ""
+    assert ssh.connect_uri("qemu+libssh://root@kvm1/system") == "qemu+libssh://root@kvm1/system"
+
+
+def test_libssh_host_key_refusals_read_the_same():
+    changed = ssh.explain("authentication failed: !!! SSH HOST KEY VERIFICATION FAILED !!!: Identity of host "
+                          "'10.0.0.5:22' differs from stored identity. Please verify the new host key 'AAAA'")
+    assert changed.startswith("SSH host key verification failed: the host key of 10.0.0.5:22 has changed")
+    unknown = ssh.explain("libssh transport error: no suitable callback for host key verification")
+    assert unknown.startswith("SSH host key verification failed: no host key for the host is known in")
