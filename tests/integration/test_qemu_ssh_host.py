@@ -278,3 +278,27 @@ def test_the_same_libvirtd_registered_twice_lists_each_guest_once_and_keeps_it_i
           f"{sorted({h for s in seen for h in s})}, changes of host {flips}, 'moved' events {moves}")
     assert all(len(sample) == 1 for sample in seen)
     assert len({sample[0] for sample in seen}) == 1 and moves == 0
+
+
+def test_an_ssh_port_that_never_answers_is_unreachable_within_the_connect_timeout(sshd, settings):
+    """A listener that accepts and stays silent (a hung sshd): no hang, and no ssh left behind."""
+    import socket
+
+    from hosts import services
+
+    settings.VIRTDASH_SSH_KEY, settings.VIRTDASH_SSH_KNOWN_HOSTS = str(sshd.key), str(sshd.known_hosts)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        ok, message, _ = services.test_connection(f"qemu+ssh://root@127.0.0.1:{port}/system", timeout=3)
+        elapsed = time.monotonic() - started
+        assert not ok and elapsed < 5 and "unreachable" in message, message
+
+        def ssh_left() -> list[str]:
+            out = subprocess.run(["ps", "-eww", "-o", "args="], capture_output=True, text=True).stdout
+            return [line for line in out.splitlines() if line.startswith("ssh ") and f"-p {port} " in line]
+
+        wait_until(lambda: not ssh_left(), settings.VIRTDASH_CONNECT_TIMEOUT + 5, message="ssh gave up")
+    print(f"\nsilent ssh port: refused after {elapsed:.1f} s: {message}")
