@@ -46,10 +46,12 @@ function keepSelection(el, html) {
 function refreshAll() { liveElements().forEach(refresh); }
 
 function handle(message) {
+  // The server merges a burst into one hint: first..seq, with gap set if numbers were missing.
   const { topic, seq } = message;
+  const first = message.first ?? seq;
   const previous = lastSeq.get(topic);
   lastSeq.set(topic, seq);
-  if (previous !== undefined && seq !== previous + 1) { refreshAll(); }
+  if (previous !== undefined && (message.gap || first !== previous + 1)) { refreshAll(); }
   else {
     for (const el of liveElements()) {
       if (el.dataset.liveTopics.split(/\s+/).includes(topic)) refresh(el);
@@ -106,7 +108,7 @@ async function refreshIndicator() {
     indicator.querySelector("[data-count]").textContent = running;
   } catch (err) { /* ignore */ }
 }
-listeners.add((m) => { if (m.event === "job") refreshIndicator(); });
+listeners.add((m) => { if ((m.events || [m.event]).includes("job")) refreshIndicator(); });
 
 // Theme toggle.
 const toggle = document.getElementById("theme-toggle");

@@ -59,3 +59,46 @@ async def test_an_outsider_cannot_subscribe_to_a_guest_it_may_not_see(outsider_u
     reply = await communicator.receive_json_from(timeout=5)
     assert reply["subscribed"] == []
     await communicator.disconnect()
+
+
+async def _receive_until(communicator, last_seq: int) -> list[dict]:
+    received = [await communicator.receive_json_from(timeout=5)]
+    while received[-1]["seq"] < last_seq:
+        received.append(await communicator.receive_json_from(timeout=5))
+    return received
+
+
+async def _subscribed(user):
+    communicator, _ = await _connect(await sync_to_async(_headers)(user))
+    await communicator.send_json_to({"subscribe": ["hosts"]})
+    await communicator.receive_json_from(timeout=5)
+    return communicator
+
+
+async def test_a_burst_reaches_the_browser_as_a_few_merged_hints_with_every_number_accounted_for(viewer_user):
+    communicator = await _subscribed(viewer_user)
+    for i in range(60):
+        await sync_to_async(live.send_now)(["hosts"], ("host", "job")[i % 2], {"id": i})
+    first = await communicator.receive_json_from(timeout=5)
+    received = [first, *await _receive_until(communicator, first["seq"] + 59)]
+    assert len(received) < 20
+    expected = first["seq"]
+    for message in received[1:]:  # each merged hint starts right after the previous one ends
+        assert message["first"] == expected + 1 and "gap" not in message
+        expected = message["seq"]
+    assert received[-1]["data"] == {"id": 59}  # the latest hint's data wins
+    assert set(received[-1]["events"]) <= {"host", "job"}
+    await communicator.disconnect()
+
+
+async def test_numbers_missing_inside_a_burst_are_flagged_as_a_gap(viewer_user):
+    from channels.layers import get_channel_layer
+
+    communicator = await _subscribed(viewer_user)
+    for seq in (1, 2, 3, 5, 6):  # 4 was lost on the way
+        await get_channel_layer().group_send(live.group_name("hosts"), {
+            "type": "live.message", "topic": "hosts", "seq": seq, "event": "host", "data": {}})
+    received = await _receive_until(communicator, 6)
+    assert received[0]["seq"] == 1
+    assert received[-1]["first"] == 2 and received[-1]["gap"] is True
+    await communicator.disconnect()
