@@ -115,12 +115,20 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 await self.send(json.dumps({"subscribed": result[0], "refused": result[1]}))
         if topic not in self.allowed:
             return  # left meanwhile (a message already on its way when the group was discarded)
-        out = {k: message[k] for k in ("topic", "seq", "event", "data")}
+        out = {k: message[k] for k in ("topic", "seq", "event", "data", "first", "events") if k in message}
         if self.access is not None and topic in FILTERED:
-            if not await self._permits(topic, message.get("data") or {}):
-                self._seen(topic, message["seq"])
-                return
-            out["seq"] = self._renumber(topic, message["seq"])
+            first = message.get("first", message["seq"])
+            items = message["items"] if "items" in message else [message.get("data") or {}]
+            if items is None:  # too many merged to filter: say only "re-read", as a gap does
+                out.update(data={}, gap=True)
+            else:
+                permitted = [item for item in items if await self._permits(topic, item or {})]
+                if not permitted:
+                    self._seen(topic, message["seq"], first)
+                    return
+                out["data"] = permitted[-1]
+            out["seq"] = self._renumber(topic, message["seq"], first)
+            out.pop("first", None)
         await self._emit(out)
 
     async def _emit(self, out: dict) -> None:
@@ -136,13 +144,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.send(json.dumps(out))
             return
         if held is None:
-            self.held[topic] = {**out, "first": out["seq"], "events": [out["event"]]}
+            self.held[topic] = {"first": out["seq"], "events": [out["event"]], **out}
             task = asyncio.create_task(self._flush(topic, self.sent_at[topic] + COALESCE_SECONDS - now))
             self.flushers.add(task)
             task.add_done_callback(self.flushers.discard)
             return
-        gap = held.get("gap", False) or out["seq"] != held["seq"] + 1
-        events = held["events"] + ([out["event"]] if out["event"] not in held["events"] else [])
+        gap = held.get("gap", False) or out.get("gap", False) or out.get("first", out["seq"]) != held["seq"] + 1
+        events = held["events"] + [e for e in out.get("events", [out["event"]]) if e not in held["events"]]
         self.held[topic] = {**out, "first": held["first"], "events": events, **({"gap": True} if gap else {})}
 
     async def _flush(self, topic: str, delay: float) -> None:
@@ -158,13 +166,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
             verdict = await database_sync_to_async(self.access.look_up)(str(data.get("uuid")))
         return verdict
 
-    def _seen(self, topic: str, seq: int) -> bool:
-        """Track the group's own numbering; True when messages were lost before this one."""
+    def _seen(self, topic: str, seq: int, first: int) -> bool:
+        """Track the group's own numbering (a merged message covers first..seq); True when
+        messages were lost before this one."""
         previous = self.upstream.get(topic)
         self.upstream[topic] = seq
-        return previous is not None and seq != previous + 1
+        return previous is not None and first != previous + 1
 
-    def _renumber(self, topic: str, seq: int) -> int:
+    def _renumber(self, topic: str, seq: int, first: int) -> int:
         """The client's numbering of a filtered topic: +1 per forwarded message, +2 after a real gap."""
-        self.local[topic] = self.local.get(topic, 0) + (2 if self._seen(topic, seq) else 1)
+        self.local[topic] = self.local.get(topic, 0) + (2 if self._seen(topic, seq, first) else 1)
         return self.local[topic]

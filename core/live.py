@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 
 import redis
 from asgiref.sync import async_to_sync
@@ -19,6 +21,8 @@ from django.db import transaction
 log = logging.getLogger(__name__)
 _GROUP_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _redis: redis.Redis | None = None
+MERGE_SECONDS = 0.25
+MERGE_ITEMS = 100  # distinct data of a merged message kept for per-user filtering; beyond: "items": None
 
 
 def group_name(topic: str) -> str:
@@ -26,26 +30,86 @@ def group_name(topic: str) -> str:
     return "live." + _GROUP_SAFE.sub("_", topic)[:90]
 
 
-def _next_seq(group: str) -> int:
+def _redis_client() -> redis.Redis:
     global _redis
     if _redis is None:
         _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    return int(_redis.incr(f"virtdash:seq:{group}"))
+    return _redis
 
 
-def send_now(topics: list[str], event: str, data: dict | None = None) -> None:
-    """Send to each topic's group now; failures are logged, never raised (live is best effort)."""
+def _take_seqs(group: str, count: int) -> int:
+    """Reserve `count` consecutive numbers of the group's sequence; returns the last."""
+    return int(_redis_client().incrby(f"virtdash:seq:{group}", count))
+
+
+class _Merger:
+    """Per process and topic: the first hint goes out at once; hints within MERGE_SECONDS of the
+    last one are merged and sent once at the interval's end, carrying the range of numbers they
+    use ("first".."seq"). A watcher resync or a bulk job then publishes a few messages, not
+    hundreds, and every web worker fans out a few instead of hundreds to every socket."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent_at: dict[str, float] = {}
+        self.held: dict[str, dict] = {}
+
+    def offer(self, topic: str, event: str, data: dict) -> bool:
+        """True: send now. False: merged into a held message that a timer sends."""
+        now = time.monotonic()
+        with self.lock:
+            held = self.held.get(topic)
+            if held is not None:
+                held["count"] += 1
+                held["data"], held["event"] = data, event
+                if event not in held["events"]:
+                    held["events"].append(event)
+                if held["items"] is not None and data not in held["items"]:
+                    held["items"] = held["items"] + [data] if len(held["items"]) < MERGE_ITEMS else None
+                return False
+            last = self.sent_at.get(topic, float("-inf"))
+            if now - last >= MERGE_SECONDS:
+                self.sent_at[topic] = now
+                return True
+            self.held[topic] = {"count": 1, "event": event, "events": [event], "data": data, "items": [data]}
+        timer = threading.Timer(last + MERGE_SECONDS - now, self.flush, (topic,))
+        timer.daemon = False  # a process that exits still sends what it held (≤ MERGE_SECONDS later)
+        timer.start()
+        return False
+
+    def flush(self, topic: str) -> None:
+        with self.lock:
+            held = self.held.pop(topic, None)
+            self.sent_at[topic] = time.monotonic()
+        if held is not None:
+            _send(topic, held["event"], held["data"], count=held["count"], events=held["events"],
+                  items=held["items"])
+
+
+_merger = _Merger()
+
+
+def _send(topic: str, event: str, data: dict, *, count: int = 1, events: list[str] | None = None,
+          items: list[dict] | None = None) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    group = group_name(topic)
+    try:
+        seq = _take_seqs(group, count)
+        message = {"type": "live.message", "topic": topic, "seq": seq, "event": event, "data": data}
+        if count > 1:  # the data of every merged hint goes along for the consumers' per-user filters
+            message.update(first=seq - count + 1, events=events or [event], items=items)
+        async_to_sync(layer.group_send)(group, message)
+    except Exception as exc:  # Redis down: clients resync when it is back
+        log.warning("live update to %s failed: %s", topic, exc)
+
+
+def send_now(topics: list[str], event: str, data: dict | None = None) -> None:
+    """Send to each topic's group now (or merged into the topic's burst); failures are logged,
+    never raised (live is best effort)."""
     for topic in topics:
-        group = group_name(topic)
-        try:
-            message = {"type": "live.message", "topic": topic, "seq": _next_seq(group), "event": event,
-                       "data": data or {}}
-            async_to_sync(layer.group_send)(group, message)
-        except Exception as exc:  # Redis down: clients resync when it is back
-            log.warning("live update to %s failed: %s", topic, exc)
+        if _merger.offer(topic, event, data or {}):
+            _send(topic, event, data or {})
 
 
 def publish(topics: list[str], event: str, data: dict | None = None) -> None:

@@ -145,3 +145,19 @@ async def test_disabling_a_user_closes_their_live_socket(viewer_user):
     await sync_to_async(viewer_user.save)()
     output = await communicator.receive_output(timeout=5)
     assert output == {"type": "websocket.close", "code": 4403}
+
+
+async def test_a_merged_burst_reaches_a_grant_only_user_only_through_the_guest_they_may_see(outsider_user, two_hosts):
+    granted_host, elsewhere = two_hosts
+    mine = await sync_to_async(_guest)(elsewhere, "mine")
+    others = [await sync_to_async(_guest)(elsewhere, f"other-{i}") for i in range(30)]
+    await sync_to_async(Grant.objects.create)(user=outsider_user, role="viewer", guest=mine)
+    communicator = await _open(outsider_user)
+    await _drain(communicator)
+    for guest in [*others[:15], mine, *others[15:]]:  # one burst: merged by the publisher
+        await sync_to_async(live.send_now)(["guests"], "guest", {"uuid": guest.uuid})
+    messages = [m for m in await _drain(communicator) if m.get("topic") == "guests"]
+    assert messages, "the burst held a guest the user may see"
+    assert {m["data"].get("uuid") for m in messages} == {mine.uuid}  # nobody else's uuid leaks
+    assert all("items" not in m for m in messages)
+    await communicator.disconnect()
