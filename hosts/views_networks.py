@@ -29,14 +29,19 @@ def _host(request, pk: int, *, manage: bool = False, action: str = "", name: str
 
 @require_GET
 def network_list(request, pk: int):
+    """The page, or with ?partial=table only its table (the live fragment; same permission)."""
     host = _host(request, pk)
-    networks = []
+    partial = bool(request.GET.get("partial"))
+    networks, read_error = [], ""
     try:
         networks = services.list_networks(host)
     except VirtError as exc:
-        messages.error(request, f"Could not read the networks: {exc}")
-    return render(request, "hosts/networks/network_list.html", {
-        "host": host, "networks": networks, "can_manage": can(request.user, Action.MANAGE, host)})
+        read_error = str(exc)
+        if not partial:
+            messages.error(request, f"Could not read the networks: {exc}")
+    template = "hosts/networks/_network_table.html" if partial else "hosts/networks/network_list.html"
+    return render(request, template, {"host": host, "networks": networks, "read_error": read_error if partial else "",
+                                      "can_manage": can(request.user, Action.MANAGE, host)})
 
 
 @require_http_methods(["GET", "POST"])
@@ -60,17 +65,24 @@ def network_add(request, pk: int):
 
 @require_GET
 def network_detail(request, pk: int, name: str):
+    """The page, or with ?partial=state only its state and leases (the live fragment; same permission).
+    A fragment answers 200 with a message when the network is gone or unreadable: the page stays."""
     host = _host(request, pk)
+    partial = bool(request.GET.get("partial"))
     try:
         network, leases = services.network_with_leases(host, name)
     except ObjectNotFound:
-        messages.error(request, f"There is no network {name!r} on {host.name}.")
-        return redirect("resources:networks", pk=host.pk)
+        missing = f"There is no network {name!r} on {host.name}."
     except VirtError as exc:
-        messages.error(request, f"Could not read network {name}: {exc}")
-        return redirect("resources:networks", pk=host.pk)
-    return render(request, "hosts/networks/network_detail.html", {
-        "host": host, "network": network, "leases": leases, "can_manage": can(request.user, Action.MANAGE, host)})
+        missing = f"Could not read network {name}: {exc}"
+    else:
+        template = "hosts/networks/_network_state.html" if partial else "hosts/networks/network_detail.html"
+        return render(request, template, {"host": host, "network": network, "leases": leases,
+                                          "can_manage": can(request.user, Action.MANAGE, host)})
+    if partial:
+        return render(request, "hosts/networks/_network_state.html", {"host": host, "missing": missing})
+    messages.error(request, missing)
+    return redirect("resources:networks", pk=host.pk)
 
 
 @require_POST

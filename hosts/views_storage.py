@@ -54,14 +54,19 @@ def _first_error(form) -> str:
 
 @require_GET
 def pool_list(request, pk: int):
+    """The page, or with ?partial=table only its table (the live fragment; same permission)."""
     host = _host(request, pk)
-    pools = []
+    partial = bool(request.GET.get("partial"))
+    pools, read_error = [], ""
     try:
         pools = services.pools(host)
     except VirtError as exc:
-        messages.error(request, f"Could not read the storage pools: {exc}")
-    return render(request, "hosts/storage/pool_list.html", {
-        "host": host, "pools": pools, "can_manage": can(request.user, Action.MANAGE, host)})
+        read_error = str(exc)
+        if not partial:
+            messages.error(request, f"Could not read the storage pools: {exc}")
+    template = "hosts/storage/partials/_pool_table.html" if partial else "hosts/storage/pool_list.html"
+    return render(request, template, {"host": host, "pools": pools, "read_error": read_error if partial else "",
+                                      "can_manage": can(request.user, Action.MANAGE, host)})
 
 
 @require_http_methods(["GET", "POST"])
@@ -87,20 +92,28 @@ def _storage_jobs(host: Host, pool: str):
 
 @require_GET
 def pool_detail(request, pk: int, pool: str):
+    """The page, or a live fragment of it (same permission): ?partial=volumes (jobs and volumes) or
+    ?partial=state (state and capacity). A fragment answers 200 with a message when the pool is gone."""
     host = _host(request, pk)
+    partial = request.GET.get("partial", "")
     try:
         info, volumes = services.pool_with_volumes(host, pool)
     except ObjectNotFound:
-        messages.error(request, f"There is no storage pool {pool!r} on {host.name}.")
-        return redirect("resources:storage", pk=host.pk)
+        missing = f"There is no storage pool {pool!r} on {host.name}."
     except VirtError as exc:
-        messages.error(request, f"Could not read storage pool {pool}: {exc}")
-        return redirect("resources:storage", pk=host.pk)
-    context = {"host": host, "pool": info, "volumes": volumes, "can_manage": can(request.user, Action.MANAGE, host),
-               "jobs": _storage_jobs(host, pool), "volume_form": VolumeForm(), "running": JobStatus.RUNNING}
-    if request.GET.get("partial"):
-        return render(request, "hosts/storage/partials/_volumes.html", context)
-    return render(request, "hosts/storage/pool_detail.html", context)
+        missing = f"Could not read storage pool {pool}: {exc}"
+    else:
+        context = {"host": host, "pool": info, "volumes": volumes, "can_manage": can(request.user, Action.MANAGE, host),
+                   "jobs": _storage_jobs(host, pool), "volume_form": VolumeForm(), "running": JobStatus.RUNNING}
+        if partial == "state":
+            return render(request, "hosts/storage/partials/_pool_facts.html", context)
+        if partial:
+            return render(request, "hosts/storage/partials/_volumes.html", context)
+        return render(request, "hosts/storage/pool_detail.html", context)
+    if partial:
+        return render(request, "hosts/storage/partials/_pool_facts.html", {"host": host, "missing": missing})
+    messages.error(request, missing)
+    return redirect("resources:storage", pk=host.pk)
 
 
 @require_POST
