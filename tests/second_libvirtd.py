@@ -20,6 +20,7 @@ from tests.stack import ARTIFACTS, wait_for_port
 
 DIRS = {"etc": "/etc/libvirt", "run": "/run/libvirt", "lib": "/var/lib/libvirt", "log": "/var/log/libvirt",
         "cache": "/var/cache/libvirt"}
+QEMU_CAPS_CACHE = Path("/var/cache/libvirt/qemu/capabilities")
 
 
 def _set(conf: Path, key: str, value: str) -> None:
@@ -42,6 +43,7 @@ class SecondLibvirtd:
     def start(self, timeout: float = 60) -> SecondLibvirtd:
         for name in DIRS:
             (self.root / name).mkdir(mode=0o755, exist_ok=True)
+        self._seed_qemu_caps()
         for conf in Path("/etc/libvirt").glob("*.conf"):
             shutil.copy(conf, self.root / "etc" / conf.name)
         daemon_conf = self.root / "etc" / "libvirtd.conf"
@@ -65,6 +67,15 @@ class SecondLibvirtd:
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(16509, timeout, host=self.address)
         return self
+
+    def _seed_qemu_caps(self) -> None:
+        """Start from the main daemon's QEMU capability cache (same libvirtd and QEMU binaries, same
+        kernel): libvirt re-validates each entry (binary and daemon ctimes, kernel, KVM access) and
+        re-probes only a stale one, so this is safe and saves a probe of several seconds per daemon
+        at the first guest or capability call. Kept when the state folder already has a cache."""
+        target = self.root / "cache" / "qemu" / "capabilities"
+        if QEMU_CAPS_CACHE.is_dir() and not target.exists():
+            shutil.copytree(QEMU_CAPS_CACHE, target)
 
     def launcher(self) -> list[str]:
         """Command prefix for the daemon (a subclass runs it inside a network namespace)."""

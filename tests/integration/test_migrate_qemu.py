@@ -11,12 +11,10 @@ at teardown.
 from __future__ import annotations
 
 import secrets
-import shutil
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -47,14 +45,6 @@ def _post(url: str, session: str, data: dict) -> int:
         return exc.code
 
 
-def _seed_capabilities(daemon: SecondLibvirtd) -> None:
-    """Reuse the main libvirtd's QEMU capability cache (same binaries): saves a ≈ 4 s probe per daemon."""
-    target = daemon.root / "cache" / "qemu" / "capabilities"
-    target.mkdir(parents=True, exist_ok=True)
-    for cached in Path("/var/cache/libvirt/qemu/capabilities").glob("*.xml"):
-        shutil.copy(cached, target / cached.name)
-
-
 @pytest.fixture
 def two_hosts(services):
     """Daemons A and B; every vdtest- guest on them is destroyed before they stop."""
@@ -64,8 +54,7 @@ def two_hosts(services):
                SecondLibvirtd("127.0.0.5", migration_ports=(49410, 49419))]
     try:
         for daemon in daemons:
-            daemon.start()
-            _seed_capabilities(daemon)
+            daemon.start()  # seeded with the main daemon's QEMU capability cache: no probe
         yield daemons
     finally:
         for daemon in daemons:
