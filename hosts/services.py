@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -94,3 +98,35 @@ def refresh_facts(host: Host, *, force: bool = False) -> bool:
 
 def audit_denied(actor, action: str, target=None, detail: str = "") -> None:
     audit.record(actor, action, target, result=AuditResult.DENIED, detail=detail)
+
+
+def hypervisor_identity(host: Host) -> tuple[str, str, str] | None:
+    """What makes two Host rows the same hypervisor: libvirt's host UUID from the last facts, the
+    driver, and the driver instance (the URI's path: /system and /session are different daemons).
+    None while the facts carry no UUID (host never reached, or facts older than this field)."""
+    host_uuid = (host.facts or {}).get("host_uuid")
+    if not host_uuid:
+        return None
+    return host_uuid, host.facts.get("hypervisor", ""), urlsplit(host.uri).path.rstrip("/")
+
+
+def same_hypervisor(hosts: Iterable[Host]) -> dict[int, list[str]]:
+    """For each of `hosts` registered more than once (e.g. qemu:///system and
+    qemu+ssh://root@127.0.0.1/system), the names of its other rows among `hosts`. No query."""
+    groups: dict[tuple[str, str, str], list[Host]] = defaultdict(list)
+    for host in hosts:
+        identity = hypervisor_identity(host)
+        if identity:
+            groups[identity].append(host)
+    return {host.pk: [other.name for other in group if other.pk != host.pk]
+            for group in groups.values() if len(group) > 1 for host in group}
+
+
+def same_hypervisor_as(host: Host, candidates) -> list[str]:
+    """Names of the other hosts in the queryset `candidates` (those the user may see) that reach the
+    same hypervisor as `host`: one query, on the UUID in their facts."""
+    identity = hypervisor_identity(host)
+    if identity is None:
+        return []
+    others = list(candidates.exclude(pk=host.pk).filter(facts__host_uuid=identity[0]))
+    return same_hypervisor([host, *others]).get(host.pk, [])

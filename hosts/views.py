@@ -28,7 +28,10 @@ def hosts_with_counts(user):
 
 
 def host_list(request):
-    hosts = hosts_with_counts(request.user)
+    hosts = list(hosts_with_counts(request.user))
+    same = services.same_hypervisor(hosts)
+    for host in hosts:
+        host.same_hypervisor = same.get(host.pk, [])
     template = "hosts/partials/_host_table.html" if request.GET.get("partial") else "hosts/host_list.html"
     return render(request, template, {"hosts": hosts, "can_admin": can(request.user, Action.ADMIN)})
 
@@ -41,6 +44,7 @@ def host_detail(request, pk: int):
         "host": host, "facts": host.facts, "can_admin": can(request.user, Action.ADMIN),
         "allocation": allocation.allocation(request.user, host),
         "guests": allocation.busiest_guests(request.user, host),
+        "same_hypervisor": services.same_hypervisor_as(host, visible_hosts(request.user)),
     })
 
 

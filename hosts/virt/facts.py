@@ -13,9 +13,12 @@ def _version_text(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
 
 
-def _cpu_model(conn: libvirt.virConnect) -> str:
+def _from_capabilities(conn: libvirt.virConnect) -> tuple[str, str]:
+    """CPU model and the hypervisor's identity: libvirt's host UUID (<host><uuid>, from SMBIOS or
+    libvirtd.conf host_uuid), the same whichever URI reaches the daemon."""
     caps = etree.fromstring(conn.getCapabilities().encode())
-    return caps.findtext("host/cpu/model") or caps.findtext("host/cpu/arch") or ""
+    model = caps.findtext("host/cpu/model") or caps.findtext("host/cpu/arch") or ""
+    return model, (caps.findtext("host/uuid") or "").strip().lower()
 
 
 def _pools(conn: libvirt.virConnect) -> list[dict]:
@@ -53,13 +56,15 @@ def _read(conn: libvirt.virConnect) -> dict:
     domains = conn.listAllDomains()
     running = sum(1 for dom in domains if dom.isActive())
     total, free = _memory(conn, memory_mib)
+    cpu_model, host_uuid = _from_capabilities(conn)
     return {
         "hostname": conn.getHostname(),
         "hypervisor": conn.getType(),
         "hypervisor_version": _version_text(conn.getVersion()),
         "libvirt_version": _version_text(conn.getLibVersion()),
         "arch": model,
-        "cpu_model": _cpu_model(conn),
+        "cpu_model": cpu_model,
+        "host_uuid": host_uuid,
         "cpus": cpus,
         "mhz": mhz,
         "numa_nodes": nodes,
