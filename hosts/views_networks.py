@@ -65,7 +65,7 @@ def network_add(request, pk: int):
 
 @require_GET
 def network_detail(request, pk: int, name: str):
-    """The page, or with ?partial=state only its state and leases (the live fragment; same permission).
+    """The page, or with ?partial=state its body (actions, state, leases: the live fragment; same permission).
     A fragment answers 200 with a message when the network is gone or unreadable: the page stays."""
     host = _host(request, pk)
     partial = bool(request.GET.get("partial"))
@@ -80,7 +80,7 @@ def network_detail(request, pk: int, name: str):
         return render(request, template, {"host": host, "network": network, "leases": leases,
                                           "can_manage": can(request.user, Action.MANAGE, host)})
     if partial:
-        return render(request, "hosts/networks/_network_state.html", {"host": host, "missing": missing})
+        return render(request, "hosts/networks/_network_state.html", {"host": host, "name": name, "missing": missing})
     messages.error(request, missing)
     return redirect("resources:networks", pk=host.pk)
 

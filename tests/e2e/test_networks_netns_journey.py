@@ -1,6 +1,7 @@
 """An operator's network journey in Chromium against a real libvirtd inside a network namespace the
 test creates (tests/netns_libvirtd.py): create a NAT network with a DHCP range of their own, start it
-after confirming, see a real guest's lease (MAC, IP, host name) on the page, stop and delete it.
+after confirming, see a real guest's lease (MAC, IP, host name) appear on the open page without a
+reload (live update after another session's change), stop and delete it.
 The bridge, its address, NAT rules and dnsmasq exist only inside the namespace."""
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from datetime import UTC, datetime
 
 import libvirt
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 
+from hosts import services_networks
 from hosts.models import Host
 from hosts.uri import validate_uri
 from hosts.virt import connections
@@ -96,7 +99,17 @@ def test_an_operator_sees_a_real_guests_dhcp_lease_on_a_network_inside_a_namespa
     print(f"lease after {time.monotonic() - booted:.1f} s: {lease}")
     assert first <= ipaddress.IPv4Address(lease["ipaddr"]) <= last
 
-    page.reload()
+    # No reload: another operator's change in a second session (autostart on) makes VirtDash publish
+    # "network" on host.<id>; the open page re-reads the fragment with the state and the leases.
+    page.evaluate("window.vdNotReloaded = true")
+    changed = time.monotonic()
+    in_thread(lambda: services_networks.network_action(User.objects.get(username="oscar-operator"), host, name,
+                                                       "autostart-on"))
+    page.wait_for_selector("#network-state #lease-table tbody tr", timeout=5000)
+    print(f"lease on the open page {time.monotonic() - changed:.2f} s after the other session's change")
+    assert page.evaluate("window.vdNotReloaded === true")
+    assert re.search(r"Autostart\s+yes", page.inner_text("#network-state dl.facts"))
+    assert page.locator("#network-state button:has-text('Disable autostart')").count() == 1  # buttons follow too
     row = page.locator("#lease-table tbody tr")
     assert row.count() == 1
     cells = row.locator("td").all_inner_texts()

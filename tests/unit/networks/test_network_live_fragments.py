@@ -51,11 +51,22 @@ def test_the_table_fragment_shows_a_state_change_made_elsewhere(operator_client,
 def test_the_network_detail_is_wired_to_its_state_fragment(viewer_client, test_host, net_name):
     detail = f"/hosts/{test_host.pk}/networks/{net_name}/"
     page = viewer_client.get(detail).content.decode()
-    assert f'data-live-topics="host.{test_host.pk}" data-live-src="{detail}?partial=state"' in page
+    assert (f'data-live-topics="host.{test_host.pk}" data-live-src="{detail}?partial=state" '
+            "data-live-keep-selection") in page
     fragment = viewer_client.get(f"{detail}?partial=state").content.decode()
     assert "<html" not in fragment and "Inactive" in fragment and "DHCP leases" in fragment
-    assert "The network is not running." in fragment
-    assert "csrfmiddlewaretoken" not in fragment  # no forms: a refresh never resets what the user is typing
+    assert "The network is not running." in fragment and "{#" not in page and "comment" not in fragment
+    assert "csrfmiddlewaretoken" not in fragment and "I understand" not in fragment  # a viewer gets no forms
+
+
+def test_the_fragment_buttons_follow_a_change_made_elsewhere(operator_client, test_host, net_name):
+    url = f"/hosts/{test_host.pk}/networks/{net_name}/?partial=state"
+    fragment = operator_client.get(url).content.decode()
+    assert "Enable autostart" in fragment and 'name="confirm_host_address"' in fragment
+    networks.set_network_autostart(URI, net_name, True)
+    networks.start_network(URI, net_name, confirm_host_address=True)
+    fragment = operator_client.get(url).content.decode()
+    assert "Disable autostart" in fragment and 'value="stop"' in fragment and "I understand" not in fragment
 
 
 def test_the_state_fragment_follows_start_and_stop(operator_client, test_host, net_name):
