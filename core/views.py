@@ -9,7 +9,7 @@ from core.models import AuditEntry, Job
 from core.policy import Action, can, global_role, visible_guests, visible_hosts
 from guests.choices import ACTIVE_STATES
 from hosts.choices import HostStatus
-from hosts.views import hosts_with_counts
+from hosts.views import host_rows
 
 
 def healthz(request):
@@ -26,7 +26,7 @@ def home(request):
         "guest_total": counts["total"],
         "guest_running": counts["running"],
         "recent_jobs": visible_jobs(request.user)[:8],
-        "hosts": hosts_with_counts(request.user)[:20],
+        "hosts": host_rows(request.user, limit=20),
         "can_admin": can(request.user, Action.ADMIN),
     }
     return render(request, "core/home.html", context)

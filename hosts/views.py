@@ -27,11 +27,19 @@ def hosts_with_counts(user):
     )
 
 
-def host_list(request):
-    hosts = list(hosts_with_counts(request.user))
+def host_rows(user, limit: int | None = None) -> list[Host]:
+    """Rows of the host table (host list, home page): counts, and `same_hypervisor` (names of the
+    other rows that reach the same hypervisor) on each."""
+    query = hosts_with_counts(user)
+    hosts = list(query[:limit] if limit else query)
     same = services.same_hypervisor(hosts)
     for host in hosts:
         host.same_hypervisor = same.get(host.pk, [])
+    return hosts
+
+
+def host_list(request):
+    hosts = host_rows(request.user)
     template = "hosts/partials/_host_table.html" if request.GET.get("partial") else "hosts/host_list.html"
     return render(request, template, {"hosts": hosts, "can_admin": can(request.user, Action.ADMIN)})
 

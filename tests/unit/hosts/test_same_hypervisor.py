@@ -46,7 +46,8 @@ def test_two_uris_of_one_hypervisor_are_flagged_on_the_host_list(viewer_client, 
     assert "Same hypervisor as local-over-ssh" in rows[local.pk]
     assert "Same hypervisor as local<" in rows[over_ssh.pk]
     assert "Same hypervisor" not in rows[elsewhere.pk]
-    assert "Same hypervisor as local-over-ssh" in viewer_client.get("/hosts/").content.decode()
+    for url in ("/hosts/", "/"):  # the host list and the home page's host table
+        assert "Same hypervisor as local-over-ssh" in viewer_client.get(url).content.decode(), url
 
 
 def test_the_host_detail_and_its_live_fragment_name_the_other_host(viewer_client, db):
