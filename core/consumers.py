@@ -27,7 +27,8 @@ from core.topics import FILTERED, access_for, authorised_topics
 MAX_TOPICS = 50  # per subscribe message
 MAX_REQUESTED = 200  # per connection
 REAUTHORISE_SECONDS = 60  # safety net should a nudge be lost
-COALESCE_SECONDS = 0.25  # during a burst, at most one hint per topic per this interval
+COALESCE_SECONDS = 0.25
+LATE_WINDOW = 50  # see _seen  # during a burst, at most one hint per topic per this interval
 
 
 def _authorise(user_id: int, topics: list[str]):
@@ -124,7 +125,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
             else:
                 permitted = [item for item in items if await self._permits(topic, item or {})]
                 if not permitted:
-                    self._seen(topic, message["seq"], first)
+                    if self._seen(topic, message["seq"], first):  # lost ones may have been theirs
+                        self.local[topic] = self.local.get(topic, 0) + 2
+                        await self._emit({"topic": topic, "seq": self.local[topic], "event": "gap", "data": {},
+                                          "gap": True})
                     return
                 out["data"] = permitted[-1]
             out["seq"] = self._renumber(topic, message["seq"], first)
@@ -149,9 +153,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.flushers.add(task)
             task.add_done_callback(self.flushers.discard)
             return
-        gap = held.get("gap", False) or out.get("gap", False) or out.get("first", out["seq"]) != held["seq"] + 1
+        # Publishers race, so numbers may arrive a little out of order: a late one merges silently.
+        gap = held.get("gap", False) or out.get("gap", False) or out.get("first", out["seq"]) > held["seq"] + 1
         events = held["events"] + [e for e in out.get("events", [out["event"]]) if e not in held["events"]]
-        self.held[topic] = {**out, "first": held["first"], "events": events, **({"gap": True} if gap else {})}
+        self.held[topic] = {**out, "first": held["first"], "seq": max(held["seq"], out["seq"]), "events": events,
+                            **({"gap": True} if gap else {})}
 
     async def _flush(self, topic: str, delay: float) -> None:
         await asyncio.sleep(max(0.0, delay))
@@ -168,8 +174,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     def _seen(self, topic: str, seq: int, first: int) -> bool:
         """Track the group's own numbering (a merged message covers first..seq); True when
-        messages were lost before this one."""
+        messages were lost before this one. Publishers race, so a number up to LATE_WINDOW below
+        the highest seen is a late arrival, not a gap; further below, the counter was reset."""
         previous = self.upstream.get(topic)
+        if previous is not None and previous - LATE_WINDOW < seq <= previous:
+            return False
         self.upstream[topic] = seq
         return previous is not None and first != previous + 1
 

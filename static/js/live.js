@@ -2,7 +2,10 @@
 // fragment (data-live-src) when a topic they show changes; after a reconnect or a gap in a
 // topic's sequence numbers every fragment re-fetches, so nothing is silently missed.
 const statusDot = document.getElementById("live-status");
-const lastSeq = new Map();
+const lastSeq = new Map(); // topic → highest number seen
+const holes = new Map(); // topic → numbers skipped so far: publishers race, so they may still arrive
+const GAP_GRACE_MS = 300;
+let gapTimer = null;
 const listeners = new Set();
 let socket = null;
 let retryDelay = 500;
@@ -45,18 +48,47 @@ function keepSelection(el, html) {
 
 function refreshAll() { liveElements().forEach(refresh); }
 
+// True when the page must re-read everything now: the server flagged a gap, or the numbers
+// restarted (Redis restarted). Skipped numbers wait GAP_GRACE_MS for late arrivals first.
+function account(topic, first, seq, flagged) {
+  const previous = lastSeq.get(topic);
+  const missing = holes.get(topic) || new Set();
+  holes.set(topic, missing);
+  if (previous === undefined) { lastSeq.set(topic, seq); return flagged; }
+  if (seq <= previous) {
+    let late = false;
+    for (let n = first; n <= seq; n++) late = missing.delete(n) || late;
+    if (!late) { lastSeq.set(topic, seq); missing.clear(); return true; }
+    return flagged;
+  }
+  lastSeq.set(topic, seq);
+  if (first > previous + 1) {
+    if (first - previous > 1000) { missing.clear(); return true; }
+    for (let n = previous + 1; n < first; n++) missing.add(n);
+  }
+  return flagged;
+}
+
+function watchHoles() {
+  const open = Array.from(holes.values()).some((m) => m.size > 0);
+  if (open && !gapTimer) {
+    gapTimer = setTimeout(() => {
+      gapTimer = null;
+      if (Array.from(holes.values()).some((m) => m.size > 0)) { holes.forEach((m) => m.clear()); refreshAll(); }
+    }, GAP_GRACE_MS);
+  } else if (!open && gapTimer) { clearTimeout(gapTimer); gapTimer = null; }
+}
+
 function handle(message) {
   // The server merges a burst into one hint: first..seq, with gap set if numbers were missing.
   const { topic, seq } = message;
-  const first = message.first ?? seq;
-  const previous = lastSeq.get(topic);
-  lastSeq.set(topic, seq);
-  if (previous !== undefined && (message.gap || first !== previous + 1)) { refreshAll(); }
+  if (account(topic, message.first ?? seq, seq, Boolean(message.gap))) { refreshAll(); }
   else {
     for (const el of liveElements()) {
       if (el.dataset.liveTopics.split(/\s+/).includes(topic)) refresh(el);
     }
   }
+  watchHoles();
   listeners.forEach((fn) => fn(message));
   document.dispatchEvent(new CustomEvent("live:message", { detail: message }));
 }
@@ -85,6 +117,7 @@ function connect() {
   socket.addEventListener("close", () => {
     setStatus("down", "reconnecting");
     lastSeq.clear();
+    holes.clear();
     setTimeout(connect, retryDelay);
     retryDelay = Math.min(retryDelay * 2, 10000);
   });

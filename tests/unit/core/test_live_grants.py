@@ -161,3 +161,35 @@ async def test_a_merged_burst_reaches_a_grant_only_user_only_through_the_guest_t
     assert {m["data"].get("uuid") for m in messages} == {mine.uuid}  # nobody else's uuid leaks
     assert all("items" not in m for m in messages)
     await communicator.disconnect()
+
+
+async def test_a_lost_hint_before_a_filtered_one_still_reaches_a_grant_only_user_as_a_gap(outsider_user, two_hosts):
+    from channels.layers import get_channel_layer
+
+    _, elsewhere = two_hosts
+    mine = await sync_to_async(_guest)(elsewhere, "mine")
+    other = await sync_to_async(_guest)(elsewhere, "other")
+    await sync_to_async(Grant.objects.create)(user=outsider_user, role="viewer", guest=mine)
+    communicator = await _open(outsider_user)
+    await _drain(communicator)
+    # 100 is theirs, 101 is lost on the way (it was theirs too), 102 is someone else's.
+    for seq, guest in ((100, mine), (102, other)):
+        await get_channel_layer().group_send(live.group_name("guests"), {
+            "type": "live.message", "topic": "guests", "seq": seq, "event": "guest", "data": {"uuid": guest.uuid}})
+    messages = [m for m in await _drain(communicator) if m.get("topic") == "guests"]
+    assert [m["data"].get("uuid") for m in messages][:1] == [mine.uuid]
+    assert messages[-1]["gap"] is True and messages[-1]["data"] == {}  # re-read, without naming the other guest
+    await communicator.disconnect()
+
+
+async def test_a_hint_arriving_a_little_late_is_not_a_gap(admin_user):
+    from channels.layers import get_channel_layer
+
+    communicator = await _open(admin_user)
+    await _drain(communicator)
+    for seq in (10, 12, 11, 13):  # two publishers raced
+        await get_channel_layer().group_send(live.group_name("guests"), {
+            "type": "live.message", "topic": "guests", "seq": seq, "event": "guest", "data": {}})
+    messages = [m for m in await _drain(communicator) if m.get("topic") == "guests"]
+    assert messages[-1]["seq"] == 13 and not any(m.get("gap") for m in messages)
+    await communicator.disconnect()
