@@ -47,6 +47,19 @@ class PoolForm(forms.Form):
 
     PARTS = ("target_path", "source_host", "source_dir", "source_device", "source_name")
 
+    def __init__(self, *args, allowed_paths: tuple[str, ...] | None = None, **kwargs):
+        """``allowed_paths``: prefixes the user's pools must stay under (services.pool_paths_for);
+        ``None`` for an administrator, who may put a pool anywhere."""
+        super().__init__(*args, **kwargs)
+        self.allowed_paths = allowed_paths
+        self.location_refused = ""  # the message when clean() refused the pool's location
+        field = self.fields["target_path"]
+        if allowed_paths is None:
+            field.help_text += (" As an administrator you may use any path; operators are limited to "
+                                "VIRTDASH_POOL_PATHS.")
+        else:
+            field.help_text += f" Allowed: under {', '.join(allowed_paths)} (dir and netfs pools only)."
+
     def clean(self):
         data = super().clean()
         if self.errors:
@@ -56,6 +69,11 @@ class PoolForm(forms.Form):
             storage.pool_xml(data["type"], data["name"], **parts)
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
+        try:
+            storage.check_pool_location(data["type"], parts["target_path"], self.allowed_paths)
+        except ValueError as exc:
+            self.location_refused = str(exc)
+            self.add_error("target_path" if data["type"] in storage.OPERATOR_POOL_TYPES else "type", str(exc))
         return data
 
     def parts(self) -> dict[str, str]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
+
 from core import audit, jobs, live
 from core.choices import AuditResult
 from core.models import Job
@@ -65,11 +67,24 @@ def volume_users(host: Host, pool: str, name: str) -> list[str]:
 # --------------------------------------------------------------------------- pools
 
 
+def pool_paths_for(actor, host: Host) -> tuple[str, ...] | None:
+    """Path prefixes under which ``actor`` may put a pool on ``host``; ``None``: anywhere (admins).
+    Anyone else with MANAGE gets settings.VIRTDASH_POOL_PATHS: a pool on /etc or /root would let
+    them download host files or attach them to a guest."""
+    if can(actor, Action.ADMIN, host):
+        return None
+    return tuple(settings.VIRTDASH_POOL_PATHS)
+
+
 def create_pool(actor, host: Host, *, type: str, name: str, autostart: bool = False, **parts: str) -> storage.PoolInfo:
+    """Define and start a pool; outside pool_paths_for(actor) it is refused (audited) before libvirt."""
     detail = ", ".join(f"{k}={v}" for k, v in sorted(parts.items()) if v)
-    return _audited(actor, "pool.create", host, name, "",
-                    lambda: storage.define_pool(host.uri, type, name, autostart=autostart, **parts),
-                    detail=f"type={type} {detail}")
+
+    def _create():
+        storage.check_pool_location(type, parts.get("target_path", ""), pool_paths_for(actor, host))
+        return storage.define_pool(host.uri, type, name, autostart=autostart, **parts)
+
+    return _audited(actor, "pool.create", host, name, "", _create, detail=f"type={type} {detail}")
 
 
 POOL_ACTIONS: dict[str, tuple[str, Callable[[str, str], storage.PoolInfo]]] = {
@@ -209,9 +224,15 @@ def open_upload(actor, host: Host, pool: str, name: str, length: int, format: st
 
 
 def finish_upload(actor, host: Host, upload: storage.Upload, format: str) -> storage.VolumeInfo:
-    """Keep the uploaded volume (every byte arrived); audited either way."""
-    return _audited(actor, "volume.upload", host, upload.pool, upload.name, upload.finish,
-                    detail=f"{upload.length} bytes, {format}")
+    """Keep the uploaded volume (every byte arrived); audited either way. An image that names a
+    backing or external data file (a host file such as /etc/shadow once attached to a guest) is
+    deleted and refused (storage.UnsafeImage), whatever format was declared."""
+    try:
+        return _audited(actor, "volume.upload", host, upload.pool, upload.name, upload.finish,
+                        detail=f"{upload.length} bytes, {format}")
+    except storage.UnsafeImage:
+        live.publish([f"host.{host.pk}"], "storage", {"pool": upload.pool})  # the volume is gone again
+        raise
 
 
 def abandon_upload(actor, host: Host, upload: storage.Upload, reason: str) -> None:

@@ -72,7 +72,7 @@ def pool_list(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def pool_add(request, pk: int):
     host = _host(request, pk, manage=True, action="pool.create")
-    form = PoolForm(request.POST or None)
+    form = PoolForm(request.POST or None, allowed_paths=services.pool_paths_for(request.user, host))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -83,6 +83,9 @@ def pool_add(request, pk: int):
         else:
             messages.success(request, f"Created storage pool {pool.name}.")
             return _back(host, pool.name)
+    if form.location_refused:  # a try outside VIRTDASH_POOL_PATHS is worth an audit entry
+        services.audit_refused(request.user, "pool.create", host, str(form.cleaned_data.get("name", "")), "",
+                               form.location_refused)
     return render(request, "hosts/storage/pool_form.html", {"host": host, "form": form})
 
 

@@ -5,6 +5,7 @@ and channel-layer prefix); CI uses the default.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 _TEST_ID = os.environ.setdefault("VIRTDASH_TEST_ID", "main")
@@ -14,7 +15,7 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{_VAR / 'test.sqlite3'}")
 
 from virtdash.settings import *
-from virtdash.settings import CHANNEL_LAYERS, DATABASES
+from virtdash.settings import CHANNEL_LAYERS, DATABASES, VIRTDASH_POOL_PATHS
 
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]  # ports do not matter; origin checks stay real
@@ -23,3 +24,5 @@ DATABASES["default"]["TEST"] = {"NAME": DATABASES["default"]["NAME"]}
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"vdtest-{_TEST_ID}"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 VIRTDASH_STALE_JOB_SECONDS = int(os.environ.get("VIRTDASH_STALE_JOB_SECONDS", "20"))
+# Test pools live in temp folders (tests/integration/conftest.py scratch_pool): operators may use them.
+VIRTDASH_POOL_PATHS = (*VIRTDASH_POOL_PATHS, os.path.normpath(tempfile.gettempdir()))

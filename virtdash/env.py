@@ -54,6 +54,19 @@ def env_abs_path(name: str) -> str:
     return raw
 
 
+def env_path_prefixes(name: str, default: str) -> tuple[str, ...]:
+    """Absolute directory prefixes separated by spaces or colons, normalised (no trailing '/');
+    a relative entry or one with a '..' component is refused."""
+    raw = os.environ.get(name, "")
+    items = (raw if raw.strip() else default).replace(":", " ").split()
+    prefixes = []
+    for item in items:
+        if not item.startswith("/") or ".." in item.split("/") or any(ord(ch) < 32 or ord(ch) == 127 for ch in item):
+            raise SettingError(f"{name}: {item!r} is not an absolute path without '..' components")
+        prefixes.append("/" + "/".join(part for part in item.split("/") if part not in ("", ".")))
+    return tuple(dict.fromkeys(prefixes))
+
+
 def secret_key(path: Path) -> str:
     """SECRET_KEY from the environment, else one generated once into an untracked file."""
     value = os.environ.get("SECRET_KEY")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from virtdash.env import env_abs_path, env_bool, env_int, env_list, env_str, secret_key
+from virtdash.env import env_abs_path, env_bool, env_int, env_list, env_path_prefixes, env_str, secret_key
 from virtdash.schedules import report_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -156,6 +156,9 @@ VIRTDASH_SHUTDOWN_TIMEOUT = env_int("VIRTDASH_SHUTDOWN_TIMEOUT", 120, minimum=1)
 VIRTDASH_STALE_JOB_SECONDS = env_int("VIRTDASH_STALE_JOB_SECONDS", 120, minimum=10)
 VIRTDASH_QUEUED_JOB_SECONDS = env_int("VIRTDASH_QUEUED_JOB_SECONDS", 1800, minimum=60)
 VIRTDASH_CONSOLE_TOKEN_TTL = env_int("VIRTDASH_CONSOLE_TOKEN_TTL", 30, minimum=1)
+# Where operators (MANAGE) may put dir/fs/netfs pools on a hypervisor; admins may use any path.
+VIRTDASH_POOL_PATHS = env_path_prefixes("VIRTDASH_POOL_PATHS",
+                                        "/var/lib/libvirt/images /var/lib/virtdash/pools /srv/virtdash")
 # qemu+ssh hosts (libvirt's transport and the console tunnel): the service account's key and
 # known_hosts; empty means ssh's defaults (~/.ssh of the account). See hosts/virt/ssh.py.
 VIRTDASH_SSH_KEY = env_abs_path("VIRTDASH_SSH_KEY")

@@ -12,7 +12,7 @@ import posixpath
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import libvirt
@@ -89,6 +89,45 @@ def validate_path(value: object, what: str) -> str:
         raise InvalidNameError(f"{what} {value!r} must not contain '..'.")
     normalised = posixpath.normpath(value)
     return "/" if normalised == "//" else normalised
+
+
+class PoolLocationRefused(ValueError):
+    """A pool would expose host files its creator may not reach (outside the allowed prefixes)."""
+
+
+OPERATOR_POOL_TYPES = ("dir", "netfs")  # fs and logical hand a host block device or volume group over
+
+
+def path_within(path: str, prefixes: Sequence[str]) -> bool:
+    """Whether the (validated, normalised) absolute ``path`` is one of ``prefixes`` or below one.
+    Compared component-wise on the string: the path is on the hypervisor, never resolved here."""
+    normalised = validate_path(path, "Path")
+    for prefix in prefixes:
+        prefix = posixpath.normpath(prefix) if prefix.startswith("/") else ""
+        if prefix in ("/", "//") or normalised == prefix or normalised.startswith(prefix + "/"):
+            return True
+    return False
+
+
+def check_pool_location(type: str, target_path: str, allowed: Sequence[str] | None) -> None:
+    """Refuse a pool outside ``allowed`` path prefixes (``None``: anywhere, for admins).
+
+    With prefixes only dir and netfs pools are possible, and their target path must lie under
+    one of them; fs and logical pools (a host block device or volume group) are refused.
+    """
+    if allowed is None:
+        return
+    where = ", ".join(allowed) or "(none configured)"
+    if type not in OPERATOR_POOL_TYPES:
+        raise PoolLocationRefused(f"Only an administrator may create a {type} pool (it hands a block device or "
+                                  f"volume group of the host over); you may create dir and netfs pools under "
+                                  f"{where}.")
+    if not target_path:
+        raise PoolLocationRefused(f"A target path is needed; it must be under one of {where}.")
+    target = validate_path(target_path, "Target path")
+    if not path_within(target, allowed):
+        raise PoolLocationRefused(f"Target path {target} is not allowed: pools must be under one of {where} "
+                                  "(VIRTDASH_POOL_PATHS); only an administrator may put a pool elsewhere.")
 
 
 def validate_source_host(value: object) -> str:
@@ -474,6 +513,59 @@ def _stream_error(exc: libvirt.libvirtError, what: str) -> VirtError:
     return translate(exc, what)
 
 
+class UnsafeImage(OperationRefused):
+    """An uploaded image refers to other files of the host (backing file, external data file)."""
+
+
+SAFE_UPLOAD_FORMATS = ("raw", "qcow2", "iso")  # as libvirt probes the content, not as declared
+_QCOW2_MAGIC = b"QFI\xfb"
+_QCOW2_EXTERNAL_DATA_FILE = 1 << 2  # incompatible feature bit (qcow2 v3)
+
+
+def _unsafe_image(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> str:
+    """Why an uploaded volume must not be kept, or "". libvirt probes the content whatever format
+    was declared (a qcow2 sent as "raw" shows as qcow2, with its ``<backingStore>``); the qcow2
+    header is read too, for an external data file, which libvirt's volume XML does not show."""
+    parsed = StorageVolume.parse(vol.XMLDesc(0))
+    if parsed.backing_path:
+        return f"its header names the backing file {parsed.backing_path}"
+    kind = parsed.format or "raw"
+    if kind not in SAFE_UPLOAD_FORMATS:
+        return f"libvirt reads it as a {kind} image; only raw, ISO and qcow2 images are accepted"
+    if kind != "qcow2":
+        return ""
+    header = _read_head(conn, vol, 104)
+    if header[:4] != _QCOW2_MAGIC or len(header) < 72:
+        return ""
+    version = int.from_bytes(header[4:8], "big")
+    if int.from_bytes(header[8:16], "big"):
+        return "its qcow2 header names a backing file"
+    if version >= 3 and len(header) >= 80 and int.from_bytes(header[72:80], "big") & _QCOW2_EXTERNAL_DATA_FILE:
+        return "its qcow2 header names an external data file"
+    return ""
+
+
+def _read_head(conn: libvirt.virConnect, vol: libvirt.virStorageVol, length: int) -> bytes:
+    """The first ``length`` bytes of a volume (fewer when it is shorter)."""
+    length = min(length, _transfer_length(vol))
+    if length <= 0:
+        return b""
+    stream = conn.newStream(0)
+    data = b""
+    try:
+        vol.download(stream, 0, length, 0)
+        while len(data) < length:
+            chunk = stream.recv(length - len(data))
+            if isinstance(chunk, int) or not chunk:
+                break
+            data += chunk
+        stream.finish()
+    except BaseException:
+        _abort(stream)
+        raise
+    return data
+
+
 class Upload:
     """An open volume upload: the new volume exists and takes exactly ``length`` bytes.
 
@@ -524,9 +616,14 @@ class Upload:
             try:
                 self._stream.finish()
                 info = _volume_info(self.pool, self._vol)
+                unsafe = _unsafe_image(self._conn, self._vol)
             except libvirt.libvirtError as exc:
                 self._discard()
                 raise _stream_error(exc, self._where) from None
+            if unsafe:
+                self._discard()
+                raise UnsafeImage(f"{self._where}: uploaded images with a backing file are refused: it could "
+                                  f"expose files of the host ({unsafe}). The volume was deleted.")
             self._open = False
             connections.close_in_background(self._conn)
             return info
@@ -709,7 +806,8 @@ def _transfer_length(vol: libvirt.virStorageVol) -> int:
 
 
 __all__ = [
-    "Download", "InvalidNameError", "InvalidSizeError", "NotEnoughSpace", "ObjectNotFound", "PoolInfo", "Upload",
+    "Download", "InvalidNameError", "InvalidSizeError", "NotEnoughSpace", "ObjectNotFound", "PoolInfo",
+    "PoolLocationRefused", "SAFE_UPLOAD_FORMATS", "UnsafeImage", "Upload", "check_pool_location", "path_within",
     "VolumeInfo", "check_new_volume", "clone_volume", "create_volume", "define_pool", "delete_pool",
     "delete_volume", "get_pool", "get_volume", "list_pools", "list_volumes", "open_download", "open_upload",
     "pool_xml", "refresh_pool", "resize_volume", "set_pool_autostart", "start_pool", "stop_pool", "upload_volume",
