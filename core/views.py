@@ -63,7 +63,8 @@ def _job_for(request, pk: int) -> Job:
 
 
 def job_detail(request, pk: int):
-    return render(request, "core/job_detail.html", {"job": _job_for(request, pk)})
+    template = "core/partials/_job_card.html" if request.GET.get("partial") else "core/job_detail.html"
+    return render(request, template, {"job": _job_for(request, pk)})
 
 
 def job_json(request, pk: int):
