@@ -79,8 +79,10 @@ async def test_a_burst_reaches_the_browser_as_a_few_merged_hints_with_every_numb
     communicator = await _subscribed(viewer_user)
     for i in range(60):
         await sync_to_async(live.send_now)(["hosts"], ("host", "job")[i % 2], {"id": i})
-    first = await communicator.receive_json_from(timeout=5)
-    received = [first, *await _receive_until(communicator, first["seq"] + 59)]
+    first = await communicator.receive_json_from(timeout=5)  # may itself be merged (an earlier test's burst window)
+    received = [first]
+    if first["seq"] < first.get("first", first["seq"]) + 59:
+        received += await _receive_until(communicator, first.get("first", first["seq"]) + 59)
     assert len(received) < 20
     expected = first["seq"]
     for message in received[1:]:  # each merged hint starts right after the previous one ends
