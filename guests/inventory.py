@@ -21,10 +21,10 @@ from core import live
 from guests.choices import ACTIVE_STATES, GuestState, reason_text, state_from_libvirt
 from guests.models import Guest, GuestEvent
 from guests.services_migrate import moving_guests
-from hosts.choices import HostStatus
 from hosts.models import Host
+from hosts.services import hypervisor_identity
 from hosts.virt import domains, stats
-from hosts.virt.errors import GuestNotFound, VirtError
+from hosts.virt.errors import GuestNotFound
 from virtdash.xml import Domain, XMLInputError
 
 log = logging.getLogger(__name__)
@@ -134,8 +134,9 @@ def _create(host: Host, uuid: str, found: dict[str, Any], now) -> Guest:
     return guest
 
 
-def _claim_moved(host: Host, uuid: str, found: dict[str, Any], now) -> Guest | None:
-    """A row for this UUID on another host: move it here (migration) unless the copy there runs.
+def _claim_moved(host: Host, uuid: str, found: dict[str, Any], now) -> str | None:
+    """A row for this UUID on another host: "moved" here (migration), or "stays" there when the copy
+    there runs or both rows reach the same hypervisor; None when no other host has a row.
 
     While a migration is in flight libvirt can list the guest on both hosts; the running copy wins.
     """
@@ -143,27 +144,22 @@ def _claim_moved(host: Host, uuid: str, found: dict[str, Any], now) -> Guest | N
     if other is None:
         return None
     if other.state in ACTIVE_STATES and found.get("state") not in ACTIVE_STATES:
-        return other  # keep it where it runs; this host has an inactive copy of the definition
-    if _still_there(other, found):
-        return other  # e.g. one libvirtd registered twice (qemu:/// and qemu+ssh://): no back and forth
+        return "stays"  # keep it where it runs; this host has an inactive copy of the definition
+    if _same_hypervisor(host, other.host):
+        return "stays"  # one libvirtd registered twice (qemu:/// and qemu+ssh://): no back and forth
     previous = other.host.name
     Guest.objects.filter(pk=other.pk).update(host=host, updated=now)
     live.publish(live.guest_topics(other.host_id, uuid), "guest", {"uuid": uuid, "moved": True})
     other.host = host
     _record_event(other, "moved", found.get("state", other.state), now, detail=f"from {previous}")
     _apply(other, found, now)
-    return other
+    return "moved"
 
 
-def _still_there(other: Guest, found: dict[str, Any]) -> bool:
-    """Whether the row's host still has the guest, running or as it is here (asks that host)."""
-    if other.host.status != HostStatus.CONNECTED:
-        return False
-    try:
-        there = state_from_libvirt(domains.state(other.host.uri, other.uuid))
-    except VirtError:
-        return False
-    return there in ACTIVE_STATES or found.get("state") not in ACTIVE_STATES
+def _same_hypervisor(host: Host, other: Host) -> bool:
+    """From the hosts' last facts (libvirt's host UUID): no libvirt call inside the transaction."""
+    identity = hypervisor_identity(host)
+    return identity is not None and identity == hypervisor_identity(other)
 
 
 _FIELD_NAMES = {f.name for f in Guest._meta.get_fields() if getattr(f, "concrete", False)} - {"id", "host", "uuid"}
@@ -195,7 +191,7 @@ def reconcile(host: Host, read: stats.HostRead) -> Changes:
             elif uuid in moving:
                 continue
             elif uuid in elsewhere:
-                if _claim_moved(host, uuid, found, now) is not None:
+                if _claim_moved(host, uuid, found, now) == "moved":
                     changes.moved.append(uuid)
             elif dom.xml is not None:
                 created.append(_new_row(host, uuid, found, now))
@@ -282,8 +278,9 @@ def refresh_guest(host: Host, uuid: str, event: str = "") -> Changes:
                 changes.updated.append(uuid)
         elif uuid in moving_guests():
             pass  # the incoming copy of a migration: the job moves the row when it ends
-        elif _claim_moved(host, uuid, found, now) is not None:
-            changes.moved.append(uuid)
+        elif (claimed := _claim_moved(host, uuid, found, now)) is not None:
+            if claimed == "moved":
+                changes.moved.append(uuid)
         else:
             _create(host, uuid, found, now)
             changes.created.append(uuid)

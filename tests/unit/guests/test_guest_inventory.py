@@ -105,3 +105,25 @@ def test_watcher_hooks_resync_on_connect_follow_events_and_poll(node_host, virt)
     assert Guest.objects.get(name="vdtest-alpha").state == "shutoff"
     hooks.on_disconnected(node_host)
     assert Guest.objects.get(name="vdtest-beta").state == "running"  # rows keep their last state
+
+
+def test_one_hypervisor_registered_twice_keeps_each_guest_on_its_first_row_and_says_nothing_moved(synced):
+    twin = Host.objects.create(name="twin", uri=synced.uri + "?twin=1", status="connected")
+    identity = {"host_uuid": "4c4c4544-0000-1111-2222-333333333333", "hypervisor": "TEST"}
+    Host.objects.filter(pk__in=[synced.pk, twin.pk]).update(facts=identity)
+    twin.refresh_from_db()
+    for _ in range(3):
+        _, changes = inventory.resync(twin, full=True)
+        assert changes.moved == [] and changes.created == []
+    assert set(Guest.objects.values_list("host_id", flat=True)) == {synced.pk}
+    assert not GuestEvent.objects.filter(event="moved").exists()
+
+
+def test_a_different_hypervisor_with_the_guest_takes_its_row_as_a_migration_does(synced):
+    other = Host.objects.create(name="other", uri=synced.uri + "?other=1", status="connected",
+                                facts={"host_uuid": "aaaaaaaa-0000-0000-0000-000000000001", "hypervisor": "TEST"})
+    Host.objects.filter(pk=synced.pk).update(facts={"host_uuid": "bbbbbbbb-0000-0000-0000-000000000002",
+                                                   "hypervisor": "TEST"})
+    _, changes = inventory.resync(other, full=True)
+    assert len(changes.moved) == 3  # a second test:/// instance of the file: all three run there
+    assert set(Guest.objects.values_list("host_id", flat=True)) == {other.pk}
