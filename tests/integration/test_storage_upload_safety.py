@@ -8,9 +8,12 @@ such an image are refused and deleted; a plain qcow2 is kept."""
 from __future__ import annotations
 
 import html
+import http.client
+import json
 import os
 import subprocess
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -19,6 +22,7 @@ from hosts import services_storage as services
 from hosts.models import Host
 from hosts.virt import storage
 from tests.conftest import TEST_PREFIX
+from tests.stack import session_cookie
 
 URI = "qemu:///system"
 
@@ -70,6 +74,27 @@ def test_an_uploaded_qcow2_with_a_backing_file_is_refused_and_deleted(host, pool
     assert _volumes(libvirt_conn, pool) == []
     entry = AuditEntry.objects.get(action="volume.upload")
     assert entry.result == "failed" and "backing file" in entry.detail
+
+
+def test_the_upload_endpoint_answers_the_refusal_and_keeps_nothing(partial_stack, host, pool, operator_user,
+                                                                    libvirt_conn, tmp_path):
+    web = partial_stack()
+    web.start_web()
+    data = _image(tmp_path, "backed.qcow2", "-b", "/etc/hostname", "-F", "raw")
+    csrf = "vdtestcsrfsecret0123456789abcdef"
+    query = urlencode({"name": f"{TEST_PREFIX}sneaky.img", "format": "raw"})
+    conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=20)
+    conn.request("POST", f"/hosts/{host.pk}/storage/{pool}/upload/?{query}", body=data, headers={
+        "Cookie": f"csrftoken={csrf}; sessionid={session_cookie(operator_user)}", "X-CSRFToken": csrf,
+        "Origin": web.url, "Content-Type": "application/octet-stream", "Content-Length": str(len(data))})
+    response = conn.getresponse()
+    body = json.loads(response.read() or b"{}")
+    conn.close()
+    assert response.status == 400, body
+    assert "uploaded images with a backing file are refused: it could expose files of the host" in body["error"]
+    assert _volumes(libvirt_conn, pool) == []
+    entry = AuditEntry.objects.get(action="volume.upload")
+    assert (entry.actor_name, entry.result) == ("oscar-operator", "failed")
 
 
 def test_an_uploaded_qcow2_with_an_external_data_file_is_refused(host, pool, admin_user, libvirt_conn, tmp_path):
