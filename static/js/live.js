@@ -84,8 +84,14 @@ function handle(message) {
   const { topic, seq } = message;
   if (account(topic, message.first ?? seq, seq, Boolean(message.gap))) { refreshAll(); }
   else {
+    // data-live-events narrows an element to some events of its topics (a pool page need not
+    // re-read libvirt for every guest change on the host).
+    const events = message.events || [message.event];
     for (const el of liveElements()) {
-      if (el.dataset.liveTopics.split(/\s+/).includes(topic)) refresh(el);
+      if (!el.dataset.liveTopics.split(/\s+/).includes(topic)) continue;
+      const wanted = el.dataset.liveEvents;
+      if (wanted && !wanted.split(/\s+/).some((e) => events.includes(e))) continue;
+      refresh(el);
     }
   }
   watchHoles();
