@@ -101,12 +101,17 @@ OPERATOR_POOL_TYPES = ("dir", "netfs")  # fs and logical hand a host block devic
 def path_within(path: str, prefixes: Sequence[str]) -> bool:
     """Whether the (validated, normalised) absolute ``path`` is one of ``prefixes`` or below one.
     Compared component-wise on the string: the path is on the hypervisor, never resolved here."""
-    normalised = validate_path(path, "Path")
+    parts = _components(validate_path(path, "Path"))
     for prefix in prefixes:
-        prefix = posixpath.normpath(prefix) if prefix.startswith("/") else ""
-        if prefix in ("/", "//") or normalised == prefix or normalised.startswith(prefix + "/"):
-            return True
+        if prefix.startswith("/") and ".." not in prefix.split("/"):
+            wanted = _components(prefix)
+            if parts[:len(wanted)] == wanted:
+                return True
     return False
+
+
+def _components(path: str) -> list[str]:
+    return [part for part in path.split("/") if part not in ("", ".")]
 
 
 def check_pool_location(type: str, target_path: str, allowed: Sequence[str] | None) -> None:

@@ -118,7 +118,7 @@ def test_the_service_refuses_too_when_the_form_is_bypassed(operator_user, test_h
 
 @pytest.mark.parametrize(("path", "inside"), [
     ("/srv/virtdash", True), ("/srv/virtdash/a/b", True), ("/srv/virtdash-x", False), ("/srv", False),
-    ("/srv//virtdash/./a", True), ("/etc", False),
+    ("/srv//virtdash/./a", True), ("/etc", False), ("//srv/virtdash/a", True), ("//etc", False),
 ])
 def test_path_within_compares_whole_components(path, inside):
     assert storage.path_within(path, ALLOWED) is inside
