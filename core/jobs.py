@@ -112,6 +112,10 @@ def create(actor, kind: str, *, host=None, guest=None, guests=None, target_name:
             holder = _take_lock(job, other.uuid)
             if holder is not None:
                 job.items.append(skipped_item(other.name, other.uuid, holder))
+        if guests and len(job.items) == len(guests):  # every one is busy: nothing to do
+            raise JobRefused("Other jobs hold every selected guest: "
+                             + "; ".join(item["message"].removeprefix("busy — skipped ") for item in job.items[:3])
+                             + ("…" if len(job.items) > 3 else "") + ". Wait for them to finish.")
         if job.items:
             job.save(update_fields=["items"])
         audit.record(actor, kind, guest or host, result=AuditResult.QUEUED, detail=f"job #{job.pk}")

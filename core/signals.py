@@ -37,8 +37,17 @@ def grant_changed(sender, instance, **kwargs):
 
 @receiver(m2m_changed, sender=get_user_model().groups.through)
 def roles_changed(sender, instance, action, reverse, pk_set, **kwargs):
-    if action in {"post_add", "post_remove", "post_clear"}:
+    if reverse and action == "pre_clear":  # group.user_set.clear(): post_clear names nobody
+        instance._members_before_clear = list(instance.user_set.values_list("pk", flat=True))
+    elif reverse and action == "post_clear":
+        _nudge(getattr(instance, "_members_before_clear", []))
+    elif action in {"post_add", "post_remove", "post_clear"}:
         _nudge([instance.pk] if not reverse else pk_set or [])
+
+
+@receiver(post_delete, sender=get_user_model())
+def user_deleted(sender, instance, **kwargs):
+    _nudge([instance.pk])  # its open sockets re-authorise and close
 
 
 @receiver(post_save, sender=get_user_model())

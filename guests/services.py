@@ -220,25 +220,25 @@ def _bulk_shutdown(job: Job, guests: list[Guest], report: jobs.Report) -> None:
         item = _bulk_item(job, guest, GuestAction("shutdown", "Shut down", Action.OPERATE,
                                                   lambda g: domains.shutdown(g.host.uri, g.uuid), RUNNING))
         if item["ok"]:
-            waiting[guest.name] = guest
+            waiting[guest.uuid] = guest
         else:
             job.items.append(item)
     timeout = settings.VIRTDASH_SHUTDOWN_TIMEOUT
     deadline = time.monotonic() + timeout
     while waiting and time.monotonic() < deadline:
-        for name, guest in list(waiting.items()):
+        for uuid, guest in list(waiting.items()):  # by UUID: two hosts may hold guests of one name
             try:
                 stopped = state_from_libvirt(domains.state(guest.host.uri, guest.uuid)) not in ACTIVE_STATES
             except GuestNotFound:
                 stopped = True
             if stopped:
-                job.items.append({"name": name, "uuid": guest.uuid, "ok": True, "message": "shut down"})
-                inventory.refresh_after_action(waiting.pop(name))
+                job.items.append({"name": guest.name, "uuid": uuid, "ok": True, "message": "shut down"})
+                inventory.refresh_after_action(waiting.pop(uuid))
         report(int(100 * len(job.items) / max(1, len(guests))), f"Shut down {len(job.items)} of {len(guests)}")
         if waiting:
             time.sleep(POLL_SECONDS)
-    for name, guest in waiting.items():
-        job.items.append({"name": name, "uuid": guest.uuid, "ok": False,
+    for guest in waiting.values():
+        job.items.append({"name": guest.name, "uuid": guest.uuid, "ok": False,
                           "message": f"did not shut down within {timeout} s; force it off"})
 
 

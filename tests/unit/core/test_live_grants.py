@@ -193,3 +193,25 @@ async def test_a_hint_arriving_a_little_late_is_not_a_gap(admin_user):
     messages = [m for m in await _drain(communicator) if m.get("topic") == "guests"]
     assert messages[-1]["seq"] == 13 and not any(m.get("gap") for m in messages)
     await communicator.disconnect()
+
+
+async def test_emptying_a_group_from_the_group_side_stops_its_members_updates(viewer_user, two_hosts):
+    from django.contrib.auth.models import Group
+
+    guest = await sync_to_async(_guest)(two_hosts[0], "vdtest-group")
+    communicator = await _open(viewer_user)
+    await _changed(guest)
+    assert _about(await _drain(communicator), guest)
+    group = await sync_to_async(Group.objects.get)(name="viewer")
+    await sync_to_async(group.user_set.clear)()  # post_clear names nobody: members are read before
+    await _drain(communicator)
+    await _changed(guest)
+    assert not _about(await _drain(communicator), guest)
+    await communicator.disconnect()
+
+
+async def test_deleting_a_user_closes_their_live_socket(viewer_user):
+    communicator = await _open(viewer_user)
+    await sync_to_async(viewer_user.delete)()
+    output = await communicator.receive_output(timeout=5)
+    assert output["type"] == "websocket.close"

@@ -133,3 +133,11 @@ def test_the_bulk_form_says_which_guests_were_skipped(operator_user, operator_cl
     services.request_action(operator_user, alpha, "suspend")
     response = operator_client.post("/guests/bulk/", {"action": "suspend", "guest": [alpha.pk, beta.pk]}, follow=True)
     assert f"Busy with other jobs, skipped: {alpha.name}." in response.content.decode()
+
+
+def test_a_bulk_job_whose_every_guest_is_busy_is_refused_and_leaves_no_job(admin_user, synced):
+    alpha, beta, _ = _guests(synced)
+    first = services.request_bulk(admin_user, [alpha, beta], "suspend")
+    with pytest.raises(jobs.JobRefused, match=rf"Other jobs hold every selected guest: \(job #{first.pk}"):
+        services.request_bulk(admin_user, [alpha, beta], "destroy")
+    assert list(Job.objects.values_list("pk", flat=True)) == [first.pk]
