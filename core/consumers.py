@@ -123,7 +123,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if items is None:  # too many merged to filter: say only "re-read", as a gap does
                 out.update(data={}, gap=True)
             else:
-                permitted = [item for item in items if await self._permits(topic, item or {})]
+                permitted = await self._permitted(topic, [item or {} for item in items])
                 if not permitted:
                     if self._seen(topic, message["seq"], first):  # lost ones may have been theirs
                         self.local[topic] = self.local.get(topic, 0) + 2
@@ -166,11 +166,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.sent_at[topic] = time.monotonic()
             await self.send(json.dumps(held))
 
-    async def _permits(self, topic: str, data: dict) -> bool:
-        verdict = self.access.quick(topic, data)
-        if verdict is None:
-            verdict = await database_sync_to_async(self.access.look_up)(str(data.get("uuid")))
-        return verdict
+    async def _permitted(self, topic: str, items: list[dict]) -> list[dict]:
+        """The items this user may see: decided from memory, the rest with one query."""
+        verdicts = [self.access.quick(topic, item) for item in items]
+        unknown = {str(item.get("uuid")) for item, verdict in zip(items, verdicts, strict=True) if verdict is None}
+        if unknown:
+            found = await database_sync_to_async(self.access.look_up)(unknown)
+            verdicts = [found.get(str(item.get("uuid")), False) if verdict is None else verdict
+                        for item, verdict in zip(items, verdicts, strict=True)]
+        return [item for item, verdict in zip(items, verdicts, strict=True) if verdict]
 
     def _seen(self, topic: str, seq: int, first: int) -> bool:
         """Track the group's own numbering (a merged message covers first..seq); True when

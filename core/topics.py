@@ -72,13 +72,15 @@ class Access:
             return self.host_of[uuid] in self.host_ids
         return None if self.host_ids else False
 
-    def look_up(self, uuid: str) -> bool:
+    def look_up(self, uuids: set[str]) -> dict[str, bool]:
+        """One query for every guest `quick` could not decide; misses are remembered too (a hint
+        names a guest only after its row is committed, so a miss is a guest that is gone)."""
         from guests.models import Guest
 
-        host_id = Guest.objects.filter(uuid=uuid).values_list("host_id", flat=True).first()
-        if host_id is not None:
-            self.host_of[uuid] = host_id
-        return host_id in self.host_ids
+        hosts = dict(Guest.objects.filter(uuid__in=uuids).values_list("uuid", "host_id"))
+        for uuid in uuids:
+            self.host_of[uuid] = hosts.get(uuid)
+        return {uuid: hosts.get(uuid) in self.host_ids for uuid in uuids}
 
 
 def access_for(user) -> Access | None:
