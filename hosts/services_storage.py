@@ -238,6 +238,22 @@ def finish_upload(actor, host: Host, upload: storage.Upload, format: str) -> sto
 def abandon_upload(actor, host: Host, upload: storage.Upload, reason: str) -> None:
     """The browser went away or sent bad data: delete the partial volume, audit the failure."""
     upload.abort()
+    upload_failed(actor, host, upload, reason)
+
+
+# The async upload endpoint (hosts.upload_stream) runs the libvirt halves (storage.open_upload,
+# Upload.finish/abort) in hosts.transfers' threads and only these short database halves on the
+# database thread.
+
+
+def upload_finished(actor, host: Host, upload: storage.Upload, format: str) -> None:
+    audit.record(actor, "volume.upload", detail=f"{upload.length} bytes, {format}",
+                 **_target(host, upload.pool, upload.name))
+    live.publish([f"host.{host.pk}"], "storage", {"pool": upload.pool})
+
+
+def upload_failed(actor, host: Host, upload: storage.Upload, reason: str) -> None:
+    """The upload ended without a volume (already deleted): audit it, refresh the pool pages."""
     audit.record(actor, "volume.upload", result=AuditResult.FAILED, detail=reason,
                  **_target(host, upload.pool, upload.name))
     live.publish([f"host.{host.pk}"], "storage", {"pool": upload.pool})

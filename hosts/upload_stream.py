@@ -14,11 +14,15 @@ at the same URL, GET, stays a Django view), in this order:
 
 and only then reads the body. Every refusal is sent without reading a byte of it, with
 ``Connection: close`` so the client stops sending. The body moves ≤ 1 MiB at a time: the next
-piece is received only after libvirt took the previous one (blocking libvirt calls run in a
-thread), so memory stays at about two chunks whatever the file size, and the browser's progress
-bar follows what libvirt accepted. A disconnect, a stall longer than
+piece is received only after libvirt took the previous one, so memory stays at about two chunks
+whatever the file size, and the browser's progress bar follows what libvirt accepted. A disconnect, a stall longer than
 ``VIRTDASH_UPLOAD_IDLE_SECONDS`` (60) or a libvirt failure aborts the stream and deletes the partial
 volume; every outcome is audited as ``volume.upload``.
+
+Threads: the blocking libvirt calls (open, each chunk, finish, delete) run in ``hosts.transfers``'
+own threads; only the short database parts (session, policy, audit) run on asgiref's shared sync
+thread, which Channels uses for every WebSocket handshake and the live consumer. A user may run
+``VIRTDASH_TRANSFERS_PER_USER`` (4) uploads and downloads at once; one more is refused with 429.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from django.urls import reverse
 
 from core.policy import Action, can
 from hosts import services_storage as services
+from hosts import transfers
 from hosts.forms_resources import UploadParamsForm
 from hosts.models import Host
 from hosts.virt import storage
@@ -56,7 +61,8 @@ UPLOAD_PATH = re.compile(r"/hosts/(?P<pk>[0-9]+)/storage/(?P<pool>[^/]+)/upload/
 CHUNK = storage.CHUNK
 # A browser that sends nothing for this long has gone (a laptop lid closed): abort and clean up.
 # Read here rather than in settings.py: only this endpoint uses it (README lists it with the rest).
-IDLE_SECONDS = env_int("VIRTDASH_UPLOAD_IDLE_SECONDS", 60, minimum=1)
+# Defaults to VIRTDASH_TRANSFER_IDLE_SECONDS (hosts/transfers.py; downloads use that one).
+IDLE_SECONDS = env_int("VIRTDASH_UPLOAD_IDLE_SECONDS", transfers.IDLE_SECONDS, minimum=1)
 
 
 def route_uploads(django_app):
@@ -222,41 +228,64 @@ async def upload(scope, receive, send, pk: int, pool: str) -> None:
         return await _respond(send, refusal.status, {"error": refusal.message}, close=True)
     user, host = accepted.user, accepted.host
     try:
-        transfer = await _in_db_thread(services.open_upload)(user, host, pool, accepted.name, accepted.length,
-                                                             accepted.format)
-    except (VirtError, ValueError) as exc:  # audited by the service
+        slot = await transfers.blocking(transfers.acquire, user.pk)
+    except transfers.TransferRefused as refused:
+        await _in_db_thread(services.audit_refused)(user, "volume.upload", host, pool, accepted.name, refused.message)
+        return await _respond(send, refused.status, {"error": refused.message}, close=True)
+    try:
+        await _upload(receive, send, accepted, slot)
+    finally:
+        await asyncio.shield(transfers.blocking(slot.release))
+
+
+async def _upload(receive, send, accepted: Accepted, slot: transfers.Slot) -> None:
+    user, host, pool = accepted.user, accepted.host, accepted.pool
+    try:  # libvirt: connect, check the pool, create the volume, open the stream (off the DB thread)
+        transfer = await transfers.blocking(
+            lambda: storage.open_upload(host.uri, pool, accepted.name, accepted.length, format=accepted.format))
+    except (VirtError, ValueError) as exc:
+        await _in_db_thread(services.audit_refused)(user, "volume.upload", host, pool, accepted.name, str(exc))
         return await _respond(send, _status_for(exc), {"error": str(exc)}, close=True)
-    if not await _receive_into(receive, send, transfer, user, host):
+    if not await _receive_into(receive, send, transfer, user, host, slot):
         return None
     try:
-        volume = await _in_db_thread(services.finish_upload)(user, host, transfer, accepted.format)
-    except (VirtError, ValueError) as exc:  # audited by the service
+        volume = await transfers.blocking(transfer.finish)  # deletes the volume itself on failure
+    except (VirtError, ValueError) as exc:
+        await _in_db_thread(services.upload_failed)(user, host, transfer, str(exc))
         return await _respond(send, _status_for(exc), {"error": str(exc)})
+    await _in_db_thread(services.upload_finished)(user, host, transfer, accepted.format)
     await _respond(send, 200, {"ok": True, "volume": volume.name, "capacity": volume.capacity,
                                "message": f"Uploaded {volume.name} ({accepted.length} bytes) to {pool}.",
                                "pool_url": reverse("resources:pool", args=[host.pk, pool])})
 
 
-async def _receive_into(receive, send, transfer: storage.Upload, user, host: Host) -> bool:
+async def _abandon(user, host: Host, transfer: storage.Upload, reason: str) -> None:
+    """Delete the partial volume (libvirt, off the DB thread), then audit (DB thread)."""
+    await transfers.blocking(transfer.abort)
+    await _in_db_thread(services.upload_failed)(user, host, transfer, reason)
+
+
+async def _receive_into(receive, send, transfer: storage.Upload, user, host: Host,
+                        slot: transfers.Slot | None = None) -> bool:
     """Pump the body into libvirt; on any failure delete the partial volume, audit, answer if
     the browser is still there, and return False."""
     try:
-        await _pump(receive, transfer)
+        await _pump(receive, transfer, slot)
         return True
     except ClientGone as gone:
-        await _in_db_thread(services.abandon_upload)(user, host, transfer, str(gone))
+        await _abandon(user, host, transfer, str(gone))
         if gone.stalled:
             await _respond(send, 408, {"error": f"The upload stalled: {gone}."}, close=True)
     except (VirtError, ValueError) as exc:
-        await _in_db_thread(services.abandon_upload)(user, host, transfer, str(exc))
+        await _abandon(user, host, transfer, str(exc))
         await _respond(send, _status_for(exc), {"error": str(exc)}, close=True)
     except BaseException as exc:  # cancelled by the server, or a bug: never keep half a volume
-        await asyncio.shield(_in_db_thread(services.abandon_upload)(user, host, transfer, f"internal error: {exc!r}"))
+        await asyncio.shield(_abandon(user, host, transfer, f"internal error: {exc!r}"))
         raise
     return False
 
 
-async def _pump(receive, transfer: storage.Upload) -> None:
+async def _pump(receive, transfer: storage.Upload, slot: transfers.Slot | None = None) -> None:
     """Body → libvirt, ≤ 1 MiB at a time; the next piece is received only once libvirt took the last.
 
     While we write, the server stops reading the socket once its small buffer is full (uvicorn:
@@ -285,5 +314,11 @@ async def _pump(receive, transfer: storage.Upload) -> None:
             data = b"".join(pieces)
             pieces.clear()
             held = 0
-            await asyncio.to_thread(transfer.write, data)
+            await transfers.blocking(_write, transfer, slot, data)
             del data
+
+
+def _write(transfer: storage.Upload, slot: transfers.Slot | None, data: bytes) -> None:
+    transfer.write(data)
+    if slot is not None:
+        slot.renew()

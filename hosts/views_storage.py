@@ -4,11 +4,12 @@ audited); changes only over POST; libvirt failures and refused input become mess
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
@@ -20,11 +21,13 @@ from core.models import Job
 from core.policy import Action, can, require
 from core.templatetags.virtdash import bytes as human_bytes
 from hosts import services_storage as services
+from hosts import transfers
 from hosts.forms_resources import CloneForm, PoolForm, ResizeForm, VolumeForm
 from hosts.models import Host
 from hosts.virt.errors import ObjectNotFound, VirtError
 
 REFUSED = (VirtError, ValueError, JobRefused)
+log = logging.getLogger(__name__)
 
 
 def _host(request, pk: int, *, manage: bool = False, action: str = "", pool: str = "", volume: str = "") -> Host:
@@ -215,30 +218,110 @@ def volume_upload(request, pk: int, pool: str):
     return render(request, "hosts/storage/upload.html", {"host": host, "pool": pool})
 
 
-async def _flow_controlled(download):
+async def _flow_controlled(download, slot: transfers.Slot | None = None, idle: float | None = None):
     """Serve a download under ASGI with flow control: while one chunk is handed to the server
     (whose send waits while its socket buffer is full), the next is read from libvirt in a
-    thread, and no further: at most two chunks are held. A disconnect cancels this generator;
-    the download is then closed (after the read in progress, which holds its lock)."""
-    pending = asyncio.ensure_future(asyncio.to_thread(download.read))
+    thread, and no further: at most two chunks are held. The download is closed (after the read
+    in progress, which holds its lock) when this generator is closed, or by the watchdog below:
+    on a disconnect Django closes only its own wrappers around this generator, which then waits
+    at ``yield`` until the watchdog fires (or the garbage collector finds it).
+
+    Idle watchdog: a client that stops reading but keeps its TCP connection open leaves the
+    server's send waiting for ever. When the next chunk is not taken within ``idle`` seconds
+    (VIRTDASH_TRANSFER_IDLE_SECONDS) the download and its libvirt connection are closed and the
+    response is abandoned (the server then drops the connection)."""
+    idle = transfers.IDLE_SECONDS if idle is None else idle
+    loop = asyncio.get_running_loop()
+    sender = asyncio.current_task()  # Django's send_response task, waiting on the socket meanwhile
+    stalled = False
+
+    def read():
+        future = loop.run_in_executor(transfers.EXECUTOR, _read, download, slot)
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved when abandoned
+        return future
+
+    def on_idle():
+        nonlocal stalled, download, sender
+        stalled = True
+        log.info("download %s: nothing taken for %s s after %s of %s bytes; closing it", download.name, idle,
+                 download.sent, download.length)
+        loop.run_in_executor(transfers.EXECUTOR, _close, download, slot)  # frees libvirt whatever happens
+        # Django never closes this generator itself (it closes only its own wrappers around it), so
+        # it may stay suspended until the garbage collector finds it: hold the libvirt objects no more.
+        download = None
+        if sender is not None:
+            sender.cancel()  # Django treats this as a client that went away; the server drops it
+            sender = None
+
+    pending = read()
     try:
         while chunk := await pending:
-            pending = asyncio.ensure_future(asyncio.to_thread(download.read))
-            yield chunk
+            pending = read()
+            watchdog = loop.call_later(idle, on_idle)
+            try:
+                yield chunk
+            finally:
+                watchdog.cancel()
+            if stalled:
+                return
     finally:
         pending.cancel()  # the thread finishes its read; close() below waits for it
-        await asyncio.shield(asyncio.to_thread(download.close))
+        if download is not None:  # else the watchdog closed it
+            await asyncio.shield(loop.run_in_executor(transfers.EXECUTOR, _close, download, slot))
+
+
+def _read(download, slot: transfers.Slot | None) -> bytes:
+    chunk = download.read()
+    if slot is not None:
+        slot.renew()
+    return chunk
+
+
+def _close(download, slot: transfers.Slot | None) -> None:
+    try:
+        download.close()
+    finally:
+        if slot is not None:
+            slot.release()
+
+
+class _Synchronous:
+    """Under WSGI: every chunk in turn. ``close()`` (the server calls it however the response
+    ended, even unread) closes the download and frees the slot."""
+
+    def __init__(self, download, slot: transfers.Slot):
+        self.download, self.slot = download, slot
+
+    def __iter__(self):
+        try:
+            yield from self.download.chunks()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        _close(self.download, self.slot)
 
 
 @require_GET
 def volume_download(request, pk: int, pool: str, volume: str):
     host = _host(request, pk, manage=True, action="volume.download", pool=pool, volume=volume)
     try:
+        slot = transfers.acquire(request.user.pk)
+    except transfers.TransferRefused as refused:
+        services.audit_refused(request.user, "volume.download", host, pool, volume, refused.message)
+        response = HttpResponse(refused.message, status=refused.status, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = "30"
+        return response
+    try:
         download = services.open_download(request.user, host, pool, volume)
     except REFUSED as exc:
+        slot.release()
         messages.error(request, str(exc))
         return _back(host, pool)
-    content = _flow_controlled(download) if isinstance(request, ASGIRequest) else download.chunks()
+    except BaseException:
+        slot.release()
+        raise
+    content = _flow_controlled(download, slot) if isinstance(request, ASGIRequest) else _Synchronous(download, slot)
     response = StreamingHttpResponse(content, content_type="application/octet-stream")
     response["Content-Length"] = str(download.length)
     response["Content-Disposition"] = content_disposition_header(True, volume)

@@ -32,6 +32,7 @@ CSRF = "vdtestcsrfsecret0123456789abcdef"  # 32 characters: an unmasked Django C
 def web(partial_stack):
     running = partial_stack()
     running.env["VIRTDASH_UPLOAD_IDLE_SECONDS"] = "2"
+    running.env["VIRTDASH_TRANSFER_IDLE_SECONDS"] = "5"  # downloads (the stalled-reader test pauses 2 s)
     running.start_web()
     return running
 
@@ -184,6 +185,35 @@ def test_a_stalled_download_is_not_buffered_and_a_reader_leaving_closes_the_libv
     conn.close()
     wait_until(lambda: {pid: _libvirt_sockets(pid) for pid in pids} == before, 10,
                message="the download's libvirt connection closed")
+
+
+def test_a_reader_that_stops_but_keeps_the_connection_open_is_dropped_and_frees_libvirt(
+        web, host, pool, admin_user):
+    """Idle watchdog (VIRTDASH_TRANSFER_IDLE_SECONDS, 5 s here): the next chunk not taken in time
+    closes the download's private libvirt connection and the response, and frees the user's slot."""
+    from hosts import transfers
+
+    name = f"{TEST_PREFIX}held.img"
+    storage.create_volume("qemu:///system", pool, name, 96 * MIB, "raw")
+    session = session_cookie(admin_user)
+    http_get(f"{web.url}/hosts/{host.pk}/storage/{pool}/", session)  # warm the workers' own connections
+    pids = _web_pids(web.processes["web"].pid)
+    before = {pid: _libvirt_sockets(pid) for pid in pids}
+    conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=30)
+    conn.request("GET", f"/hosts/{host.pk}/storage/{pool}/volumes/{name}/download/",
+                 headers={"Cookie": f"sessionid={session}"})
+    response = conn.getresponse()
+    assert response.status == 200 and len(response.read(MIB)) == MIB
+    assert sum(_libvirt_sockets(pid) for pid in pids) == sum(before.values()) + 1
+    assert transfers.running(admin_user.pk) == 1
+    started = time.monotonic()
+    wait_until(lambda: {pid: _libvirt_sockets(pid) for pid in pids} == before, 20,
+               message="the held download's libvirt connection closed")
+    print(f"libvirt connection of a held download closed after {time.monotonic() - started:.1f} s")
+    assert transfers.running(admin_user.pk) == 0
+    with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+        response.read()  # what the socket buffers held, then the server's close: short of 96 MiB
+    conn.close()
 
 
 def _web_pids(master: int) -> list[int]:
