@@ -4,7 +4,10 @@ Why `ssh -W host:port` and not `ssh -N -L`: -W forwards ssh's own stdin/stdout t
 so there is no local listening port that any other local process could connect to, no port
 to allocate or race for, and the tunnel dies with the session. The argv is a list (no shell);
 host keys must already be known (StrictHostKeyChecking=yes), no password prompt (BatchMode),
-and the service account's key is used (VIRTDASH_SSH_KEY).
+and the service account's key and known_hosts are used (VIRTDASH_SSH_KEY, VIRTDASH_SSH_KNOWN_HOSTS)
+through `-F` with the very ssh_config libvirt's ssh transport uses (hosts/virt/ssh.py), where the
+paths are quoted and their '%' escaped (on the command line ssh would split them at spaces and
+expand %-tokens).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 
 from consoles import conf
 from consoles.targets import Target, valid_address
+from hosts.virt import ssh
 
 
 class TargetUnreachable(Exception):
@@ -53,14 +57,15 @@ def ssh_argv(target: Target) -> list[str]:
     if not (valid_address(target.ssh_host) and valid_address(target.host)):
         raise TargetUnreachable("invalid SSH tunnel address")
     dest = f"[{target.host}]" if ":" in target.host else target.host
-    argv = ["ssh", "-W", f"{dest}:{int(target.port)}", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-            "-o", f"ConnectTimeout={conf.CONNECT_TIMEOUT}", "-o", "ServerAliveInterval=15",
-            "-o", "ServerAliveCountMax=3", "-o", "PermitLocalCommand=no",
+    try:
+        # conf's key and known_hosts (quoted), then ~/.ssh/config and the system's
+        config = ssh.config_path(conf.SSH_KEY, conf.SSH_KNOWN_HOSTS)
+    except OSError as exc:
+        raise TargetUnreachable(f"cannot write the ssh configuration: {exc}") from None
+    argv = ["ssh", "-F", str(config), "-W", f"{dest}:{int(target.port)}", "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={conf.CONNECT_TIMEOUT}",
+            "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3", "-o", "PermitLocalCommand=no",
             "-p", str(int(target.ssh_port or 22))]
-    if conf.SSH_KEY:
-        argv += ["-i", conf.SSH_KEY, "-o", "IdentitiesOnly=yes"]
-    if conf.SSH_KNOWN_HOSTS:
-        argv += ["-o", f"UserKnownHostsFile={conf.SSH_KNOWN_HOSTS}"]
     if target.ssh_user:
         argv += ["-l", target.ssh_user]
     return [*argv, "--", target.ssh_host]

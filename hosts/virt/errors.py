@@ -5,9 +5,13 @@ Only `hosts/` sees `libvirt.libvirtError`; everything else catches these.
 
 from __future__ import annotations
 
+import logging
+
 import libvirt
 
 from hosts.virt import ssh
+
+log = logging.getLogger(__name__)
 
 
 class VirtError(Exception):
@@ -67,7 +71,10 @@ def translate(error: libvirt.libvirtError, where: str) -> VirtError:
     """Turn a libvirtError into one of ours; `where` names the host or object for the message."""
     code = error.get_error_code()
     text = (error.get_error_message() or str(error)).strip()
-    text = ssh.explain(text)  # a failed ssh login: what to do, not ssh's 20-line banner
+    try:
+        text = ssh.explain(text)  # a failed ssh login: what to do, not ssh's 20-line banner
+    except Exception:  # explaining must never hide the error itself
+        log.exception("could not explain libvirt's message %r", text[:500])
     if code in _NOT_FOUND:
         return _NOT_FOUND[code](f"{where}: not found ({text})", detail=text)
     if code in _UNREACHABLE_CODES or error.get_error_domain() == libvirt.VIR_FROM_RPC:

@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -37,14 +37,17 @@ def _quoted(path: str) -> str:
     return '"' + path.replace("%", "%%") + '"'
 
 
-def ssh_config_text() -> str:
+def ssh_config_text(key: str | None = None, known_hosts: str | None = None) -> str:
+    """The options for the service account (``None``: VIRTDASH_SSH_KEY / VIRTDASH_SSH_KNOWN_HOSTS)."""
+    key = settings.VIRTDASH_SSH_KEY if key is None else key
+    known_hosts = settings.VIRTDASH_SSH_KNOWN_HOSTS if known_hosts is None else known_hosts
     lines = ["# Written by VirtDash from its settings; the console tunnel uses the same options.",
              "BatchMode yes", "StrictHostKeyChecking yes", f"ConnectTimeout {settings.VIRTDASH_CONNECT_TIMEOUT}",
              "ServerAliveInterval 15", "ServerAliveCountMax 3", "PermitLocalCommand no"]
-    if settings.VIRTDASH_SSH_KEY:
-        lines += [f"IdentityFile {_quoted(settings.VIRTDASH_SSH_KEY)}", "IdentitiesOnly yes"]
-    if settings.VIRTDASH_SSH_KNOWN_HOSTS:
-        lines.append(f"UserKnownHostsFile {_quoted(settings.VIRTDASH_SSH_KNOWN_HOSTS)}")
+    if key:
+        lines += [f"IdentityFile {_quoted(key)}", "IdentitiesOnly yes"]
+    if known_hosts:
+        lines.append(f"UserKnownHostsFile {_quoted(known_hosts)}")
     lines += ["Include ~/.ssh/config", "Include /etc/ssh/ssh_config", ""]
     return "\n".join(lines)
 
@@ -60,14 +63,25 @@ def _write(path: Path, text: str, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def wrapper_path() -> Path:
+def config_path(key: str | None = None, known_hosts: str | None = None) -> Path:
+    """The ssh_config for the current settings (written on first use): the console tunnel runs
+    `ssh -F` with it, so both reach hosts with the same options and correctly quoted paths."""
+    return wrapper_path(key, known_hosts).parent / "ssh_config"
+
+
+def wrapper_path(key: str | None = None, known_hosts: str | None = None) -> Path:
     """The wrapper for the current settings, written on first use (one folder per distinct config)."""
-    config = ssh_config_text()
+    config = ssh_config_text(key, known_hosts)
     folder = Path(settings.VAR_DIR) / "ssh" / hashlib.sha256((WRAPPER + config).encode()).hexdigest()[:12]
     folder.mkdir(parents=True, exist_ok=True, mode=0o755)
     _write(folder / "ssh_config", config, 0o644)  # ssh refuses a config others can write
     _write(folder / "ssh", WRAPPER, 0o755)
     return folder / "ssh"
+
+
+def _query(query: list[tuple[str, str]]) -> str:
+    """Percent-encoded (a space as %20: libvirt does not read '+' as a space)."""
+    return urlencode(query, quote_via=quote)
 
 
 def connect_uri(uri: str) -> str:
@@ -80,7 +94,7 @@ def connect_uri(uri: str) -> str:
                  if k not in ("keyfile", "known_hosts")]
         query += [(k, v) for k, v in (("keyfile", settings.VIRTDASH_SSH_KEY),
                                       ("known_hosts", settings.VIRTDASH_SSH_KNOWN_HOSTS)) if v]
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        return urlunsplit(parts._replace(query=_query(query)))
     if transport not in SSH_TRANSPORTS:
         return uri
     try:
@@ -90,7 +104,7 @@ def connect_uri(uri: str) -> str:
         return uri
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "command"]
     query.append(("command", str(wrapper)))
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    return urlunsplit(parts._replace(query=_query(query)))
 
 
 # OpenSSH's wording, then libssh's (qemu+libssh/libssh2 URIs).
@@ -105,7 +119,9 @@ def explain(text: str) -> str:
     ssh prints a 20-line banner on a changed host key; libvirt passes it on verbatim.
     Anything that is not one of the cases below is returned unchanged.
     """
-    known_hosts = settings.VIRTDASH_SSH_KNOWN_HOSTS or "~/.ssh/known_hosts of the account running VirtDash"
+    # Never the file names themselves: these messages end up in Host.last_error, which viewers see.
+    known_hosts = ("the service account's known_hosts (VIRTDASH_SSH_KNOWN_HOSTS)" if settings.VIRTDASH_SSH_KNOWN_HOSTS
+                   else "~/.ssh/known_hosts of the account running VirtDash")
     if match := _CHANGED.search(text):
         host = match.group(1) or match.group(2)
         return (f"SSH host key verification failed: the host key of {host} has changed and no longer "
@@ -121,10 +137,14 @@ def explain(text: str) -> str:
         return ("the host's sshd refused to forward to the display (administratively prohibited: see "
                 "AllowTcpForwarding and PermitOpen in its sshd_config).")
     if "open failed: connect failed" in text:
-        reason = text.split("connect failed:", 1)[1].splitlines()[0].strip()
-        return f"the host could not connect to the display ({reason}): nothing listens there on the host."
+        after = text.partition("open failed: connect failed")[2]  # ": Connection refused\r\n…", or nothing
+        lines = after[1:].splitlines() if after.startswith(":") else []
+        reason = lines[0].strip() if lines else ""
+        return (f"the host could not connect to the display ({reason or 'connect failed'}): nothing listens there "
+                "on the host.")
     if match := _DENIED.search(text):
-        key = settings.VIRTDASH_SSH_KEY or "the key of the account running VirtDash"
-        return (f"SSH login refused (Permission denied: {match.group(1)}): add the public key of {key} to the "
+        key = ("the service account's key (VIRTDASH_SSH_KEY)" if settings.VIRTDASH_SSH_KEY
+               else "the key of the account running VirtDash")
+        return (f"SSH login refused (Permission denied: {match.group(1)}): add the public half of {key} to the "
                 "user's authorized_keys on the host.")
     return text

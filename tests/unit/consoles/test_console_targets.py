@@ -46,3 +46,27 @@ def test_a_display_on_another_loopback_address_is_reached_at_that_address():
     assert resolve("qemu:///system", _vnc("127.0.0.2", 5905)) == Target("127.0.0.2", 5905)
     target = resolve("qemu+ssh://virt@kvm1.example.com/system", _vnc("::1", 5901))
     assert target == Target("::1", 5901, ssh_host="kvm1.example.com", ssh_user="virt", ssh_port=22)
+
+
+def test_the_tunnel_reads_key_and_known_hosts_from_the_shared_ssh_config_even_with_spaces_and_percent(
+        settings, tmp_path, monkeypatch):
+    """On the command line ssh would split '-i <path>' at spaces and expand %-tokens; in the config
+    libvirt's ssh transport uses (hosts/virt/ssh.py) they are quoted and escaped."""
+    import subprocess
+
+    from consoles import conf
+
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setattr(conf, "SSH_KEY", "/srv/virt dash/id_ed25519")
+    monkeypatch.setattr(conf, "SSH_KNOWN_HOSTS", "/srv/virt dash/known 100%")
+    argv = ssh_argv(Target("127.0.0.1", 5901, ssh_host="kvm1.example.com", ssh_user="virt", ssh_port=2222))
+    assert not any("virt dash" in arg for arg in argv), argv
+    config = argv[argv.index("-F") + 1]
+    assert "StrictHostKeyChecking=yes" in argv and argv[-2:] == ["--", "kvm1.example.com"]
+    # What ssh itself makes of it (-G prints the resulting options and connects nowhere).
+    printed = subprocess.run(["ssh", "-G", *argv[1:argv.index("-W")], "-p", "2222", "-l", "virt", "kvm1.example.com"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.splitlines()
+    assert "identityfile /srv/virt dash/id_ed25519" in printed or 'identityfile "/srv/virt dash/id_ed25519"' in printed
+    assert any(line.startswith("userknownhostsfile") and "/srv/virt dash/known 100%" in line for line in printed)
+    assert "stricthostkeychecking true" in printed and "batchmode yes" in printed
+    assert config.startswith(str(tmp_path))
