@@ -62,7 +62,7 @@ def ssh_argv(target: Target) -> list[str]:
         config = ssh.config_path(conf.SSH_KEY, conf.SSH_KNOWN_HOSTS)
     except OSError as exc:
         raise TargetUnreachable(f"cannot write the ssh configuration: {exc}") from None
-    argv = ["ssh", "-F", str(config), "-W", f"{dest}:{int(target.port)}", "-o", "BatchMode=yes",
+    argv = ["ssh", "-W", f"{dest}:{int(target.port)}", "-F", str(config), "-o", "BatchMode=yes",
             "-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={conf.CONNECT_TIMEOUT}",
             "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3", "-o", "PermitLocalCommand=no",
             "-p", str(int(target.ssh_port or 22))]

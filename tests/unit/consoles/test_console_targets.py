@@ -64,7 +64,7 @@ def test_the_tunnel_reads_key_and_known_hosts_from_the_shared_ssh_config_even_wi
     config = argv[argv.index("-F") + 1]
     assert "StrictHostKeyChecking=yes" in argv and argv[-2:] == ["--", "kvm1.example.com"]
     # What ssh itself makes of it (-G prints the resulting options and connects nowhere).
-    printed = subprocess.run(["ssh", "-G", *argv[1:argv.index("-W")], "-p", "2222", "-l", "virt", "kvm1.example.com"],
+    printed = subprocess.run(["ssh", "-G", "-F", config, "-p", "2222", "-l", "virt", "kvm1.example.com"],
                              capture_output=True, text=True, timeout=10, check=True).stdout.splitlines()
     assert "identityfile /srv/virt dash/id_ed25519" in printed or 'identityfile "/srv/virt dash/id_ed25519"' in printed
     assert any(line.startswith("userknownhostsfile") and "/srv/virt dash/known 100%" in line for line in printed)
