@@ -30,8 +30,11 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = env_int("VIRTDASH_TRANSFER_IDLE_SECONDS", 60, minimum=1)
 # Concurrent uploads + downloads per user, across all web processes (README).
 PER_USER = env_int("VIRTDASH_TRANSFERS_PER_USER", 4, minimum=1)
-# A slot not renewed for this long is gone (its process died); transfers renew every RENEW_SECONDS.
-LEASE_SECONDS = 2 * IDLE_SECONDS + 120
+# Uploads: the browser sending nothing for this long aborts the upload (hosts/upload_stream.py).
+UPLOAD_IDLE_SECONDS = env_int("VIRTDASH_UPLOAD_IDLE_SECONDS", IDLE_SECONDS, minimum=1)
+# A slot not renewed for this long is gone (its process died); transfers renew every RENEW_SECONDS
+# while data moves, and wait at most an idle limit without data.
+LEASE_SECONDS = 2 * max(IDLE_SECONDS, UPLOAD_IDLE_SECONDS) + 120
 RENEW_SECONDS = 15
 # One thread per running transfer at most (a transfer has one libvirt call in flight at a time).
 EXECUTOR = ThreadPoolExecutor(max_workers=64, thread_name_prefix="vd-transfer")

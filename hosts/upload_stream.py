@@ -52,7 +52,6 @@ from hosts.forms_resources import UploadParamsForm
 from hosts.models import Host
 from hosts.virt import storage
 from hosts.virt.errors import Conflict, HostUnreachable, ObjectNotFound, VirtError
-from virtdash.env import env_int
 from virtdash.xml.names import validate_pool_name
 
 log = logging.getLogger(__name__)
@@ -60,9 +59,8 @@ log = logging.getLogger(__name__)
 UPLOAD_PATH = re.compile(r"/hosts/(?P<pk>[0-9]+)/storage/(?P<pool>[^/]+)/upload/")
 CHUNK = storage.CHUNK
 # A browser that sends nothing for this long has gone (a laptop lid closed): abort and clean up.
-# Read here rather than in settings.py: only this endpoint uses it (README lists it with the rest).
-# Defaults to VIRTDASH_TRANSFER_IDLE_SECONDS (hosts/transfers.py; downloads use that one).
-IDLE_SECONDS = env_int("VIRTDASH_UPLOAD_IDLE_SECONDS", transfers.IDLE_SECONDS, minimum=1)
+# VIRTDASH_UPLOAD_IDLE_SECONDS, by default VIRTDASH_TRANSFER_IDLE_SECONDS (read in hosts/transfers.py).
+IDLE_SECONDS = transfers.UPLOAD_IDLE_SECONDS
 
 
 def route_uploads(django_app):

@@ -96,3 +96,12 @@ def test_one_transfer_more_than_allowed_is_refused_with_429_before_libvirt_is_as
     assert transfers.running(admin_user.pk) == 0
     other = transfers.acquire(admin_user.pk)  # freed slots count no more
     other.release()
+
+
+def test_a_download_holds_a_slot_until_its_response_is_closed_even_unread(
+        test_host, pool_name, admin_client, admin_user, no_slots_left_over):
+    response = admin_client.get(f"/hosts/{test_host.pk}/storage/{pool_name}/volumes/vdtest-vol.qcow2/download/")
+    assert response.status_code == 200 and response.streaming
+    assert transfers.running(admin_user.pk) == 1
+    response.close()  # what a WSGI server does however the response ended
+    assert transfers.running(admin_user.pk) == 0
