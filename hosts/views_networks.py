@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.policy import Action, can, require
+from hosts import resource_lists
 from hosts import services_networks as services
 from hosts.forms_resources import NetworkForm
 from hosts.models import Host
@@ -30,18 +31,10 @@ def _host(request, pk: int, *, manage: bool = False, action: str = "", name: str
 @require_GET
 def network_list(request, pk: int):
     """The page, or with ?partial=table only its table (the live fragment; same permission)."""
-    host = _host(request, pk)
-    partial = bool(request.GET.get("partial"))
-    networks, read_error = [], ""
-    try:
-        networks = services.list_networks(host)
-    except VirtError as exc:
-        read_error = str(exc)
-        if not partial:
-            messages.error(request, f"Could not read the networks: {exc}")
-    template = "hosts/networks/_network_table.html" if partial else "hosts/networks/network_list.html"
-    return render(request, template, {"host": host, "networks": networks, "read_error": read_error if partial else "",
-                                      "can_manage": can(request.user, Action.MANAGE, host)})
+    return resource_lists.render_list(request, _host(request, pk),
+                                      read=services.list_networks, key="networks", what="networks",
+                                      page="hosts/networks/network_list.html",
+                                      table="hosts/networks/_network_table.html")
 
 
 @require_http_methods(["GET", "POST"])

@@ -20,8 +20,8 @@ from core.jobs import JobRefused
 from core.models import Job
 from core.policy import Action, can, require
 from core.templatetags.virtdash import bytes as human_bytes
+from hosts import resource_lists, transfers
 from hosts import services_storage as services
-from hosts import transfers
 from hosts.forms_resources import CloneForm, PoolForm, ResizeForm, VolumeForm
 from hosts.models import Host
 from hosts.virt.errors import ObjectNotFound, VirtError
@@ -58,18 +58,10 @@ def _first_error(form) -> str:
 @require_GET
 def pool_list(request, pk: int):
     """The page, or with ?partial=table only its table (the live fragment; same permission)."""
-    host = _host(request, pk)
-    partial = bool(request.GET.get("partial"))
-    pools, read_error = [], ""
-    try:
-        pools = services.pools(host)
-    except VirtError as exc:
-        read_error = str(exc)
-        if not partial:
-            messages.error(request, f"Could not read the storage pools: {exc}")
-    template = "hosts/storage/partials/_pool_table.html" if partial else "hosts/storage/pool_list.html"
-    return render(request, template, {"host": host, "pools": pools, "read_error": read_error if partial else "",
-                                      "can_manage": can(request.user, Action.MANAGE, host)})
+    return resource_lists.render_list(request, _host(request, pk),
+                                      read=services.pools, key="pools", what="storage pools",
+                                      page="hosts/storage/pool_list.html",
+                                      table="hosts/storage/partials/_pool_table.html")
 
 
 @require_http_methods(["GET", "POST"])
