@@ -156,16 +156,24 @@ class AddDiskForm(forms.Form):
     size = SizeField(required=False, initial="1G")
     format = forms.ChoiceField(choices=[("qcow2", "qcow2"), ("raw", "raw")], initial="qcow2")
     bus = forms.ChoiceField(choices=[("virtio", "virtio"), ("sata", "SATA"), ("scsi", "SCSI")], initial="virtio")
+    existing_path = forms.ChoiceField(required=False, label="Or attach an existing volume")
 
-    def __init__(self, *args, pools=(), **kwargs):
+    def __init__(self, *args, pools=(), images=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["pool"].choices = [(p, p) for p in pools]
+        self.fields["existing_path"].choices = [("", "—")] + [(v["path"], v["label"]) for v in images]
+        self._formats = {v["path"]: "qcow2" if v.get("format") == "qcow2" else "raw" for v in images}
 
     def clean_volume_name(self):
+        if self.data.get("existing_path"):
+            return self.cleaned_data["volume_name"]
         return _volume_name(self.cleaned_data["volume_name"])
 
     def clean(self):
         data = super().clean()
+        if data.get("existing_path"):
+            data["existing_format"] = self._formats.get(data["existing_path"], "raw")
+            return data
         if not data.get("size"):
             raise forms.ValidationError("Give the new disk a size.")
         return data

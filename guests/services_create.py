@@ -25,7 +25,7 @@ from guests.choices import ACTIVE_STATES
 from guests.models import Guest
 from guests.models_history import ConfigVersion
 from guests.provision_edit import EditError
-from guests.services_provision import record_current, touch_inventory
+from guests.services_provision import check_attach_source, record_current, touch_inventory
 from hosts.models import Host
 from hosts.virt import provision, storage
 from hosts.virt.errors import VirtError
@@ -268,6 +268,8 @@ def queue_create(actor, host: Host, spec: dict) -> Job:
     from guests import tasks_provision
 
     spec = check_spec(host, spec)
+    if spec.get("source") in ("iso", "import", "cloud"):  # an existing image; a cloud overlay inherits its chain
+        check_attach_source(actor, host, spec["source_path"])
     job = jobs.create(actor, "guest.create", host=host, target_name=spec["name"], params={"spec": spec})
     jobs.enqueue(job, tasks_provision.create_guest)
     return job

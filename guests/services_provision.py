@@ -28,7 +28,7 @@ from guests.provision_edit import EditError, Plan
 from hosts.models import Host
 from hosts.virt import provision, snapshots, storage
 from hosts.virt.errors import Conflict, GuestNotFound, OperationRefused, VirtError
-from virtdash.xml import Domain, DomainSnapshot, StorageVolume, XMLInputError, clone_prepare, parse_untrusted
+from virtdash.xml import Disk, Domain, DomainSnapshot, StorageVolume, XMLInputError, clone_prepare, parse_untrusted
 from virtdash.xml.names import validate_guest_name, validate_volume_name
 
 log = logging.getLogger(__name__)
@@ -333,6 +333,51 @@ def run_edit(job: Job, report) -> str:
     record_current(host, uuid, source=ConfigVersion.Source.EDIT, actor=job.actor, note=params.get("summary", ""))
     touch_inventory(host, uuid)
     return f"Applied: {params.get('summary') or 'edit'}"
+
+
+# ------------------------------------------------------------------ attaching existing images
+
+
+def check_attach_source(actor, host: Host, path: str) -> None:
+    """Refuse (EditError) an existing image whose backing chain leaves VIRTDASH_POOL_PATHS when
+    ``actor`` is no administrator of ``host``: a qcow2 backed by /etc/shadow would hand that
+    file to the guest. The prefixes and their check are the pool-location ones
+    (hosts.services_storage.pool_paths_for, storage.path_within); admins are exempt."""
+    from hosts.services_storage import pool_paths_for
+
+    allowed = pool_paths_for(actor, host)
+    if allowed is None or not path:
+        return
+    chain = storage.backing_chain(host.uri, path)
+    where = ", ".join(allowed) or "(none configured)"
+    for backing in chain.paths:
+        try:
+            inside = storage.path_within(backing, allowed)
+        except ValueError:
+            inside = False
+        if not inside:
+            raise EditError(f"{path} is refused: its backing chain reaches {backing}, which is not under one of "
+                            f"{where} (VIRTDASH_POOL_PATHS); only an administrator may attach it.")
+    if chain.unresolved and (chain.paths or chain.unresolved != path):
+        raise EditError(f"{path} is refused: the backing file {chain.unresolved} is not a volume of a storage "
+                        "pool, so its own backing files cannot be checked; only an administrator may attach it.")
+    if chain.unresolved:
+        raise EditError(f"{path} is not a volume of a storage pool, so its backing files cannot be checked; "
+                        "only an administrator may attach it.")
+
+
+def new_disk_sources(pending: Pending) -> list[str]:
+    """Source files of disks in the previewed definition that the current one does not have,
+    except volumes the edit itself creates (pre_ops)."""
+    before = {d.source_file for d in Domain.parse(pending.before).devices_of(Disk) if d.source_file}
+    made = {op.get("path") for op in pending.plan.pre_ops if op.get("op") == "create_volume"}
+    after = [d.source_file for d in Domain.parse(pending.after).devices_of(Disk) if d.source_file]
+    return list(dict.fromkeys(p for p in after if p not in before and p not in made))
+
+
+def check_new_sources(actor, guest: Guest, pending: Pending) -> None:
+    for path in new_disk_sources(pending):
+        check_attach_source(actor, guest.host, path)
 
 
 # ------------------------------------------------------------------ raw XML and rollback

@@ -71,7 +71,8 @@ def _images(uri: str) -> list[dict]:
 def _edit_context(request, guest: Guest, **forms_given) -> dict:
     xml, dom, active = svc.current_domain(guest)
     pools = [p for p in provision.pools(guest.host.uri) if p["active"]]
-    images = [i for i in _images(guest.host.uri) if i["name"].lower().endswith(".iso")]
+    volumes = _images(guest.host.uri)
+    images = [i for i in volumes if i["name"].lower().endswith(".iso")]
     summary = dom.summary()
     general = forms.GeneralForm(initial={
         "vcpus": dom.vcpus, "max_vcpus": dom.vcpus_max, "memory_mib": (dom.current_memory_kib or 0) // 1024,
@@ -86,7 +87,8 @@ def _edit_context(request, guest: Guest, **forms_given) -> dict:
                     display_form=forms.DisplayForm(initial={"graphics": "vnc" if dom.graphics else "none",
                                                             "video": video.model if video else "none"}),
                     add_disk_form=forms_given.get("add_disk") or forms.AddDiskForm(
-                        pools=[p["name"] for p in pools], initial={"volume_name": f"{guest.name}-disk2.qcow2"}),
+                        pools=[p["name"] for p in pools], images=volumes,
+                        initial={"volume_name": f"{guest.name}-disk2.qcow2"}),
                     media_form=forms.MediaForm(images=images), images=images,
                     nic_form=forms_given.get("nic") or forms.NicForm())
 
@@ -121,7 +123,10 @@ def _display(post, guest):
 
 def _add_disk(post, guest):
     pools = [p["name"] for p in provision.pools(guest.host.uri) if p["active"]]
-    data = _valid(forms.AddDiskForm(post, pools=pools)).cleaned_data
+    data = _valid(forms.AddDiskForm(post, pools=pools, images=_images(guest.host.uri))).cleaned_data
+    if data.get("existing_path"):
+        return (f"add disk {data['existing_path']}",
+                lambda dom, active: edit.plan_add_disk(dom, data, active=active))
     pool_path = provision.pool(guest.host.uri, data["pool"])["path"] if data.get("pool") else ""
     return (f"add disk {data['volume_name']}",
             lambda dom, active: edit.plan_add_disk(dom, data, active=active, pool_path=pool_path))
@@ -193,6 +198,7 @@ def edit_preview(request, uuid, section: str):
             raise Http404("No such section")
         summary, change = SECTIONS[section](request.POST, guest)
         pending = svc.plan_change(guest, summary, change)
+        svc.check_new_sources(request.user, guest, pending)  # existing images: backing chain in the pool paths
     except (edit.EditError, VirtError) as exc:
         svc.audit_refused(request.user, "guest.edit", guest, str(exc))
         messages.error(request, f"Nothing was changed: {exc}")

@@ -255,6 +255,45 @@ def volume_by_path(uri: str, path: str) -> VolumeInfo | None:
     return connections.call(uri, _find, what=f"volume {path}")
 
 
+@dataclass(frozen=True)
+class BackingChain:
+    """The backing files below a disk image, nearest first, as libvirt's volume XML names them
+    (``<backingStore><path>``). ``unresolved``: a path whose own backing files could not be read
+    (the image itself or a backing file that is not a volume of a pool, or a chain too long or
+    looping); "" when the whole chain was followed."""
+    paths: tuple[str, ...]
+    unresolved: str = ""
+
+
+MAX_BACKING_DEPTH = 16
+
+
+def backing_chain(uri: str, path: str) -> BackingChain:
+    """Follow the backing chain of the image at ``path`` volume by volume (libvirt's volume XML
+    shows one level); nothing is changed. Pools are not refreshed: a file written since the last
+    refresh is not a volume yet and ends the chain as ``unresolved``."""
+    def _follow(conn):
+        paths: list[str] = []
+        current = path
+        for _level in range(MAX_BACKING_DEPTH + 1):
+            try:
+                vol = conn.storageVolLookupByPath(current)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                    return BackingChain(tuple(paths), unresolved=current)
+                raise
+            backing = StorageVolume.parse(vol.XMLDesc(0)).backing_path or ""
+            if not backing:
+                return BackingChain(tuple(paths))
+            if backing in paths or backing == path:
+                return BackingChain(tuple(paths), unresolved=backing)
+            paths.append(backing)
+            current = backing
+        return BackingChain(tuple(paths), unresolved=current)
+
+    return connections.call(uri, _follow, what=f"backing chain of {path}")
+
+
 def _users_of(conn: libvirt.virConnect, pool: str, vol: libvirt.virStorageVol) -> list[str]:
     path, name = vol.path(), vol.name()
     users = []
