@@ -27,8 +27,8 @@ from core.topics import FILTERED, access_for, authorised_topics
 MAX_TOPICS = 50  # per subscribe message
 MAX_REQUESTED = 200  # per connection
 REAUTHORISE_SECONDS = 60  # safety net should a nudge be lost
-COALESCE_SECONDS = 0.25
-LATE_WINDOW = 50  # see _seen  # during a burst, at most one hint per topic per this interval
+COALESCE_SECONDS = 0.25  # during a burst, at most one hint per topic per this interval
+LATE_WINDOW = 50  # see _seen
 
 
 def _authorise(user_id: int, topics: list[str]):
