@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from hosts.virt import ssh
 from hosts.virt.consoles import GraphicsInfo
 
 _HOSTNAME = re.compile(r"(?=.{1,253}\Z)((?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
@@ -75,7 +76,7 @@ def resolve(uri: str, graphics: GraphicsInfo) -> Target:
     if scheme in _LOCAL_SCHEMES or not parts.hostname:
         return Target(host=local_address, port=graphics.port)
     transport = scheme.partition("+")[2]
-    if transport in {"ssh", "libssh", "libssh2"}:
+    if transport in ssh.SSH_TRANSPORTS | ssh.LIBSSH_TRANSPORTS:
         return Target(host=local_address, port=graphics.port, ssh_host=parts.hostname,
                       ssh_user=parts.username or "", ssh_port=parts.port or 22)
     if _is_loopback(listen):

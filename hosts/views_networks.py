@@ -61,7 +61,7 @@ def network_detail(request, pk: int, name: str):
     """The page, or with ?partial=state its body (actions, state, leases: the live fragment; same permission).
     A fragment answers 200 with a message when the network is gone or unreadable: the page stays."""
     host = _host(request, pk)
-    partial = bool(request.GET.get("partial"))
+    partial = request.GET.get("partial") == "state"
     try:
         network, leases = services.network_with_leases(host, name)
     except ObjectNotFound:

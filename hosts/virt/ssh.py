@@ -53,8 +53,9 @@ def ssh_config_text(key: str | None = None, known_hosts: str | None = None) -> s
 
 
 def _write(path: Path, text: str, mode: int) -> None:
-    """Atomically (several processes may write the same files at once)."""
-    if path.exists() and path.read_text() == text:
+    """Atomically (several processes may write the same files at once). The folder is named by a
+    hash of the content, so a file that exists already holds it."""
+    if path.exists():
         return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     with os.fdopen(fd, "w") as handle:
