@@ -214,33 +214,6 @@ def run_delete(job: Job, report: jobs.Report) -> str:
 # --------------------------------------------------------------------------- transfers
 
 
-def open_upload(actor, host: Host, pool: str, name: str, length: int, format: str = "raw") -> storage.Upload:
-    """Create the volume and open its stream (nothing read yet); a refusal is audited and re-raised."""
-    try:
-        return storage.open_upload(host.uri, pool, name, length, format=format)
-    except (VirtError, ValueError) as exc:
-        audit.record(actor, "volume.upload", result=AuditResult.FAILED, detail=str(exc), **_target(host, pool, name))
-        raise
-
-
-def finish_upload(actor, host: Host, upload: storage.Upload, format: str) -> storage.VolumeInfo:
-    """Keep the uploaded volume (every byte arrived); audited either way. An image that names a
-    backing or external data file (a host file such as /etc/shadow once attached to a guest) is
-    deleted and refused (storage.UnsafeImage), whatever format was declared."""
-    try:
-        return _audited(actor, "volume.upload", host, upload.pool, upload.name, upload.finish,
-                        detail=f"{upload.length} bytes, {format}")
-    except storage.UnsafeImage:
-        live.publish([f"host.{host.pk}"], "storage", {"pool": upload.pool})  # the volume is gone again
-        raise
-
-
-def abandon_upload(actor, host: Host, upload: storage.Upload, reason: str) -> None:
-    """The browser went away or sent bad data: delete the partial volume, audit the failure."""
-    upload.abort()
-    upload_failed(actor, host, upload, reason)
-
-
 # The async upload endpoint (hosts.upload_stream) runs the libvirt halves (storage.open_upload,
 # Upload.finish/abort) in hosts.transfers' threads and only these short database halves on the
 # database thread.

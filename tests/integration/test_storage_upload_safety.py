@@ -21,6 +21,7 @@ from core.models import AuditEntry
 from hosts import services_storage as services
 from hosts.models import Host
 from hosts.virt import storage
+from hosts.virt.errors import VirtError
 from tests.conftest import TEST_PREFIX
 from tests.stack import session_cookie
 
@@ -46,13 +47,17 @@ def _image(folder: Path, name: str, *options: str) -> bytes:
 
 
 def _upload(actor, host: Host, pool: str, name: str, data: bytes, fmt: str) -> storage.VolumeInfo:
-    """What the upload endpoint does: open, write everything, finish through the service."""
-    upload = services.open_upload(actor, host, pool, name, len(data), fmt)
+    """What the upload endpoint (hosts.upload_stream) does: open in libvirt, write everything,
+    finish, then record the outcome through the service."""
+    upload = storage.open_upload(host.uri, pool, name, len(data), format=fmt)
     try:
         upload.write(data)
-        return services.finish_upload(actor, host, upload, fmt)
-    finally:
-        upload.abort()
+        volume = upload.finish()
+    except (VirtError, ValueError) as exc:  # finish deletes the volume itself
+        services.upload_failed(actor, host, upload, str(exc))
+        raise
+    services.upload_finished(actor, host, upload, fmt)
+    return volume
 
 
 def _volumes(conn, pool: str) -> list[str]:
