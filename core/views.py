@@ -11,6 +11,8 @@ from guests.choices import ACTIVE_STATES
 from hosts.choices import HostStatus
 from hosts.views import host_rows
 
+HOME_HOSTS = 20  # hosts on the home page (and in its live refresh)
+
 
 def healthz(request):
     return JsonResponse({"ok": True})
@@ -26,7 +28,7 @@ def home(request):
         "guest_total": counts["total"],
         "guest_running": counts["running"],
         "recent_jobs": visible_jobs(request.user)[:8],
-        "hosts": host_rows(request.user, limit=20),
+        "hosts": host_rows(request.user, limit=HOME_HOSTS), "host_limit": HOME_HOSTS,
         "can_admin": can(request.user, Action.ADMIN),
     }
     return render(request, "core/home.html", context)

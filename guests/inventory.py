@@ -22,7 +22,7 @@ from guests.choices import ACTIVE_STATES, GuestState, reason_text, state_from_li
 from guests.models import Guest, GuestEvent
 from guests.services_migrate import moving_guests
 from hosts.models import Host
-from hosts.services import hypervisor_identity
+from hosts.services import is_same_hypervisor
 from hosts.virt import domains, stats
 from hosts.virt.errors import GuestNotFound
 from virtdash.xml import Domain, XMLInputError
@@ -145,7 +145,7 @@ def _claim_moved(host: Host, uuid: str, found: dict[str, Any], now) -> str | Non
         return None
     if other.state in ACTIVE_STATES and found.get("state") not in ACTIVE_STATES:
         return "stays"  # keep it where it runs; this host has an inactive copy of the definition
-    if _same_hypervisor(host, other.host):
+    if is_same_hypervisor(host, other.host):  # from the facts: no libvirt call in the transaction
         return "stays"  # one libvirtd registered twice (qemu:/// and qemu+ssh://): no back and forth
     previous = other.host.name
     Guest.objects.filter(pk=other.pk).update(host=host, updated=now)
@@ -154,12 +154,6 @@ def _claim_moved(host: Host, uuid: str, found: dict[str, Any], now) -> str | Non
     _record_event(other, "moved", found.get("state", other.state), now, detail=f"from {previous}")
     _apply(other, found, now)
     return "moved"
-
-
-def _same_hypervisor(host: Host, other: Host) -> bool:
-    """From the hosts' last facts (libvirt's host UUID): no libvirt call inside the transaction."""
-    identity = hypervisor_identity(host)
-    return identity is not None and identity == hypervisor_identity(other)
 
 
 _FIELD_NAMES = {f.name for f in Guest._meta.get_fields() if getattr(f, "concrete", False)} - {"id", "host", "uuid"}

@@ -110,6 +110,11 @@ def hypervisor_identity(host: Host) -> tuple[str, str, str] | None:
     return host_uuid, host.facts.get("hypervisor", ""), urlsplit(host.uri).path.rstrip("/")
 
 
+def is_same_hypervisor(host: Host, other: Host) -> bool:
+    identity = hypervisor_identity(host)
+    return identity is not None and identity == hypervisor_identity(other)
+
+
 def same_hypervisor(hosts: Iterable[Host]) -> dict[int, list[str]]:
     """For each of `hosts` registered more than once (e.g. qemu:///system and
     qemu+ssh://root@127.0.0.1/system), the names of its other rows among `hosts`. No query."""

@@ -39,7 +39,8 @@ def host_rows(user, limit: int | None = None) -> list[Host]:
 
 
 def host_list(request):
-    hosts = host_rows(request.user)
+    limit = request.GET.get("limit", "")
+    hosts = host_rows(request.user, limit=int(limit) if limit.isdigit() else None)  # the home page shows a few
     template = "hosts/partials/_host_table.html" if request.GET.get("partial") else "hosts/host_list.html"
     return render(request, template, {"hosts": hosts, "can_admin": can(request.user, Action.ADMIN)})
 
