@@ -52,12 +52,14 @@ def _job_redirect(job):
     return redirect("job", pk=job.pk)
 
 
-def _images(uri: str) -> list[dict]:
-    """Every volume of every active pool, labelled for a select."""
+def _active_pools(uri: str) -> list[dict]:
+    return [p for p in provision.pools(uri) if p["active"]]
+
+
+def _images(uri: str, pools: list[dict] | None = None) -> list[dict]:
+    """Every volume of the active pools (pass them when already read), labelled for a select."""
     found = []
-    for pool in provision.pools(uri):
-        if not pool["active"]:
-            continue
+    for pool in _active_pools(uri) if pools is None else pools:
         for vol in provision.volumes(uri, pool["name"]):
             found.append({**vol, "pool": pool["name"],
                           "label": f"{pool['name']}/{vol['name']} ({format_size_bytes(vol['capacity'])}, "
@@ -70,8 +72,8 @@ def _images(uri: str) -> list[dict]:
 
 def _edit_context(request, guest: Guest, **forms_given) -> dict:
     xml, dom, active = svc.current_domain(guest)
-    pools = [p for p in provision.pools(guest.host.uri) if p["active"]]
-    volumes = _images(guest.host.uri)
+    pools = _active_pools(guest.host.uri)
+    volumes = _images(guest.host.uri, pools)
     images = [i for i in volumes if i["name"].lower().endswith(".iso")]
     summary = dom.summary()
     general = forms.GeneralForm(initial={
@@ -122,12 +124,13 @@ def _display(post, guest):
 
 
 def _add_disk(post, guest):
-    pools = [p["name"] for p in provision.pools(guest.host.uri) if p["active"]]
-    data = _valid(forms.AddDiskForm(post, pools=pools, images=_images(guest.host.uri))).cleaned_data
+    pools = _active_pools(guest.host.uri)
+    data = _valid(forms.AddDiskForm(post, pools=[p["name"] for p in pools],
+                                    images=_images(guest.host.uri, pools))).cleaned_data
     if data.get("existing_path"):
         return (f"add disk {data['existing_path']}",
                 lambda dom, active: edit.plan_add_disk(dom, data, active=active))
-    pool_path = provision.pool(guest.host.uri, data["pool"])["path"] if data.get("pool") else ""
+    pool_path = next((p["path"] for p in pools if p["name"] == data.get("pool")), "")
     return (f"add disk {data['volume_name']}",
             lambda dom, active: edit.plan_add_disk(dom, data, active=active, pool_path=pool_path))
 
