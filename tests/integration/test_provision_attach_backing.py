@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from django.test import Client
 
 from core import jobs
 from core.models import AuditEntry, Job
@@ -82,6 +83,7 @@ def test_operators_cannot_attach_a_volume_backed_by_a_host_file_but_same_pool_ov
         create_svc.queue_create(operator_user, host, {
             "name": f"{guest_name}-imp", "source": "import", "source_path": evil, "vcpus": 1, "memory_mib": 64,
             "network": "none", "graphics": "none"})
+    assert not Job.objects.filter(kind="guest.create").exists()
 
     # A plain qcow2 and a linked clone backed by a volume of the same (allowed) pool are attached.
     for good in (plain, linked):
@@ -91,5 +93,11 @@ def test_operators_cannot_attach_a_volume_backed_by_a_host_file_but_same_pool_ov
         assert job.status == "succeeded", job.message
         assert good in domain.XMLDesc(0)
 
-    # Admins are exempt (they may put pools anywhere as well).
+    # Admins are exempt (they may put pools anywhere as well): the same volume is attached for them.
     svc.check_attach_source(admin_user, host, evil)
+    admin_client = Client()
+    admin_client.force_login(admin_user)
+    page = _add_disk(admin_client, guest, evil)
+    assert "Nothing was changed" not in page.content.decode()
+    assert _apply(admin_client, guest).status == "succeeded"
+    assert evil in domain.XMLDesc(0)
