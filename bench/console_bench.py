@@ -74,6 +74,21 @@ class WsReader:
         return data
 
 
+async def _rfb_start(ws):
+    """RFB 3.8 with security None up to ServerInit: (reader, width, height)."""
+    reader = WsReader(ws)
+    assert await reader.read(12) == b"RFB 003.008\n"
+    await ws.send(b"RFB 003.008\n")
+    await reader.read(2)
+    await ws.send(b"\x01")
+    await reader.read(4)
+    await ws.send(b"\x01")
+    init = await reader.read(24)
+    await reader.read(struct.unpack(">I", init[20:24])[0])
+    width, height = struct.unpack(">HH", init[:4])
+    return reader, width, height
+
+
 async def proxy_session(base: str, port: int, guest_uuid: str, cookie: str):
     from websockets.asyncio.client import connect
 
@@ -84,17 +99,7 @@ async def proxy_session(base: str, port: int, guest_uuid: str, cookie: str):
     assert status == 200, body
     ws = await connect(f"ws://127.0.0.1:{port}/websockify/{guest_uuid}", origin=base, max_size=None,
                        subprotocols=["binary", f"vd-token.{body['token']}"], additional_headers={"Cookie": cookie})
-    reader = WsReader(ws)
-    assert await reader.read(12) == b"RFB 003.008\n"
-    await ws.send(b"RFB 003.008\n")
-    await reader.read(2)
-    await ws.send(b"\x01")
-    await reader.read(4)
-    await ws.send(b"\x01")
-    init = await reader.read(24)
-    await reader.read(struct.unpack(">I", init[20:24])[0])
-    width, height = struct.unpack(">HH", init[:4])
-    return ws, reader, width, height
+    return (ws, *await _rfb_start(ws))
 
 
 async def tier_session(tier_port: int, origin: str, token: str):
@@ -103,17 +108,7 @@ async def tier_session(tier_port: int, origin: str, token: str):
 
     ws = await connect(f"ws://127.0.0.1:{tier_port}/?token={token}", origin=origin, max_size=None,
                        subprotocols=["binary"])
-    reader = WsReader(ws)
-    assert await reader.read(12) == b"RFB 003.008\n"
-    await ws.send(b"RFB 003.008\n")
-    await reader.read(2)
-    await ws.send(b"\x01")
-    await reader.read(4)
-    await ws.send(b"\x01")
-    init = await reader.read(24)
-    await reader.read(struct.unpack(">I", init[20:24])[0])
-    width, height = struct.unpack(">HH", init[:4])
-    return ws, reader, width, height
+    return (ws, *await _rfb_start(ws))
 
 
 async def measure_tier(base: str, port: int, guest, user, cookie: str, vnc_port: int, tier_port: int, args):
