@@ -564,12 +564,14 @@ class UnsafeImage(OperationRefused):
 SAFE_UPLOAD_FORMATS = ("raw", "qcow2", "iso")  # as libvirt probes the content, not as declared
 _QCOW2_MAGIC = b"QFI\xfb"
 _QCOW2_EXTERNAL_DATA_FILE = 1 << 2  # incompatible feature bit (qcow2 v3)
+HEAD_BYTES = 104  # a qcow2 v3 header up to its incompatible features
 
 
-def _unsafe_image(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> str:
+def _unsafe_image(vol: libvirt.virStorageVol, header: bytes) -> str:
     """Why an uploaded volume must not be kept, or "". libvirt probes the content whatever format
     was declared (a qcow2 sent as "raw" shows as qcow2, with its ``<backingStore>``); the qcow2
-    header is read too, for an external data file, which libvirt's volume XML does not show."""
+    header (the upload's first bytes) is read too, for an external data file, which libvirt's
+    volume XML does not show."""
     parsed = StorageVolume.parse(vol.XMLDesc(0))
     if parsed.backing_path:
         return f"its header names the backing file {parsed.backing_path}"
@@ -578,7 +580,6 @@ def _unsafe_image(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> str:
         return f"libvirt reads it as a {kind} image; only raw, ISO and qcow2 images are accepted"
     if kind != "qcow2":
         return ""
-    header = _read_head(conn, vol, 104)
     if header[:4] != _QCOW2_MAGIC or len(header) < 72:
         return ""
     version = int.from_bytes(header[4:8], "big")
@@ -587,27 +588,6 @@ def _unsafe_image(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> str:
     if version >= 3 and len(header) >= 80 and int.from_bytes(header[72:80], "big") & _QCOW2_EXTERNAL_DATA_FILE:
         return "its qcow2 header names an external data file"
     return ""
-
-
-def _read_head(conn: libvirt.virConnect, vol: libvirt.virStorageVol, length: int) -> bytes:
-    """The first ``length`` bytes of a volume (fewer when it is shorter)."""
-    length = min(length, _transfer_length(vol))
-    if length <= 0:
-        return b""
-    stream = conn.newStream(0)
-    data = b""
-    try:
-        vol.download(stream, 0, length, 0)
-        while len(data) < length:
-            chunk = stream.recv(length - len(data))
-            if isinstance(chunk, int) or not chunk:
-                break
-            data += chunk
-        stream.finish()
-    except BaseException:
-        _abort(stream)
-        raise
-    return data
 
 
 class Upload:
@@ -625,6 +605,7 @@ class Upload:
         self._conn, self._vol, self._stream, self._where = conn, vol, stream, where
         self._lock = threading.Lock()
         self._open = True
+        self._head = b""  # the first HEAD_BYTES sent: the image header, checked at finish
 
     def write(self, data: bytes) -> None:
         with self._lock:
@@ -647,6 +628,8 @@ class Upload:
                 self._discard()
                 raise
             self.sent += len(data)
+            if len(self._head) < HEAD_BYTES:
+                self._head = (self._head + data)[:HEAD_BYTES]
 
     def finish(self) -> VolumeInfo:
         """Close the stream and keep the volume; refused (and deleted) unless every byte came."""
@@ -660,7 +643,7 @@ class Upload:
             try:
                 self._stream.finish()
                 info = _volume_info(self.pool, self._vol)
-                unsafe = _unsafe_image(self._conn, self._vol)
+                unsafe = _unsafe_image(self._vol, self._head)
             except libvirt.libvirtError as exc:
                 self._discard()
                 raise _stream_error(exc, self._where) from None
