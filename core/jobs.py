@@ -94,10 +94,6 @@ def create(actor, kind: str, *, host=None, guest=None, guests=None, target_name:
     """
     guest_uuid = guest.uuid if guest is not None else ""
     with transaction.atomic():
-        if guest_uuid and lock_guest:
-            busy = active_job_for_guest(guest_uuid)
-            if busy is not None:
-                raise JobRefused(busy_message(guest.name, busy))
         job = Job.objects.create(
             kind=kind, actor=actor if actor and actor.is_authenticated else None,
             actor_name=actor.get_username() if actor and actor.is_authenticated else "system",
@@ -108,14 +104,16 @@ def create(actor, kind: str, *, host=None, guest=None, guests=None, target_name:
             holder = _take_lock(job, guest_uuid)
             if holder is not None:
                 raise JobRefused(busy_message(guest.name, holder))  # rolls the job back
+        holders = []
         for other in guests or ():
             holder = _take_lock(job, other.uuid)
             if holder is not None:
+                holders.append(holder)
                 job.items.append(skipped_item(other.name, other.uuid, holder))
-        if guests and len(job.items) == len(guests):  # every one is busy: nothing to do
+        if guests and len(holders) == len(guests):  # every one is busy: nothing to do
             raise JobRefused("Other jobs hold every selected guest: "
-                             + "; ".join(item["message"].removeprefix("busy — skipped ") for item in job.items[:3])
-                             + ("…" if len(job.items) > 3 else "") + ". Wait for them to finish.")
+                             + "; ".join(f"(job #{h.pk}, {h.kind})" for h in holders[:3])
+                             + ("…" if len(holders) > 3 else "") + ". Wait for them to finish.")
         if job.items:
             job.save(update_fields=["items"])
         audit.record(actor, kind, guest or host, result=AuditResult.QUEUED, detail=f"job #{job.pk}")
