@@ -166,7 +166,8 @@ def reconcile(host: Host, read: stats.HostRead) -> Changes:
     with transaction.atomic():
         rows = {g.uuid: g for g in _rows_for(host, read)}
         moving = moving_guests()  # a running migration job re-reads these itself when it ends
-        gone = [uuid for uuid in rows if uuid not in read.domains and uuid not in moving]
+        held = moving_guests(settling=True)
+        gone = [uuid for uuid in rows if uuid not in read.domains and uuid not in held]
         if gone:
             Guest.objects.filter(host=host, uuid__in=gone).delete()
             changes.removed.extend(gone)
@@ -255,7 +256,7 @@ def refresh_guest(host: Host, uuid: str, event: str = "") -> Changes:
     try:
         read = domains.read(host.uri, uuid)
     except GuestNotFound:
-        if uuid in moving_guests():
+        if uuid in moving_guests(settling=True):
             return changes  # mid-migration: the job re-reads both hosts when it ends
         removed, _ = Guest.objects.filter(host=host, uuid=uuid).delete()
         if removed:

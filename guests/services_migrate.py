@@ -197,7 +197,7 @@ def _hosts(job: Job) -> tuple[Host, Host]:
     return source, dest
 
 
-def moving_guests() -> set[str]:
+def moving_guests(*, settling: bool = False) -> set[str]:
     """UUIDs a running migration is moving: the inventory leaves their rows alone.
 
     While QEMU moves a guest, libvirt lists it on both hosts, then only on one; a watcher that
@@ -205,9 +205,12 @@ def moving_guests() -> set[str]:
     it the guest's grants, events and samples) and create a new one. So the inventory neither
     deletes, moves nor creates rows for these UUIDs; the job re-reads both hosts when it ends
     (`settling`), and a job whose worker died is reaped, which releases the UUID too.
+    With `settling`, jobs doing that final re-read count too: the row may be moved then (the job
+    moves it itself) but not deleted, or a late "undefined" from the source would drop it just
+    before the destination's re-read and the guest would come back as a new row.
     """
     running = Job.objects.filter(kind=KIND, status=JobStatus.RUNNING).values_list("guest_uuid", "params")
-    return {uuid for uuid, params in running if not (params or {}).get("settling")}
+    return {uuid for uuid, params in running if settling or not (params or {}).get("settling")}
 
 
 def _settle(job: Job) -> None:
