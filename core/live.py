@@ -7,6 +7,7 @@ silently missing a change: the channel layer can drop messages (shared/RELIABILI
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -99,9 +100,31 @@ def _send(topic: str, event: str, data: dict, *, count: int = 1, events: list[st
         message = {"type": "live.message", "topic": topic, "seq": seq, "event": event, "data": data}
         if count > 1:  # the data of every merged hint goes along for the consumers' per-user filters
             message.update(first=seq - count + 1, events=events or [event], items=items)
-        async_to_sync(layer.group_send)(group, message)
+        _group_send(layer, group, message)
     except Exception as exc:  # Redis down: clients resync when it is back
         log.warning("live update to %s failed: %s", topic, exc)
+
+
+def _group_send(layer, group: str, message: dict) -> None:
+    """Send from sync code; from a thread whose event loop is running (async code that saved a
+    model), schedule it on that loop instead: async_to_sync refuses to block a running loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        async_to_sync(layer.group_send)(group, message)
+        return
+    task = loop.create_task(layer.group_send(group, message))
+    _pending.add(task)
+    task.add_done_callback(_sent)
+
+
+_pending: set = set()  # the loop keeps only weak references to tasks
+
+
+def _sent(task) -> None:
+    _pending.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("live update failed: %s", task.exception())
 
 
 def send_now(topics: list[str], event: str, data: dict | None = None) -> None:

@@ -86,9 +86,9 @@ class Stack:
         self.processes[name] = proc
         return proc
 
-    def start_web(self) -> None:
+    def start_web(self, workers: int = 2) -> None:
         self.start("web", [str(VENV_BIN / "uvicorn"), "virtdash.asgi:application", "--host", "127.0.0.1",
-                           "--port", str(self.port), "--workers", "2", "--no-access-log"])
+                           "--port", str(self.port), "--workers", str(workers), "--no-access-log"])
         wait_for_port(self.port, 30)
 
     def start_worker(self) -> None:

@@ -1,5 +1,7 @@
 """The live WebSocket: login and origin required, topics authorised by the policy."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -48,6 +50,19 @@ async def test_a_viewer_receives_hints_for_topics_it_may_see(viewer_user):
     await sync_to_async(live.send_now)(["hosts"], "host", {"id": 1})
     message = await communicator.receive_json_from(timeout=5)
     assert message["topic"] == "hosts" and message["event"] == "host" and message["seq"] >= 1
+    await communicator.disconnect()
+
+
+async def test_a_hint_sent_from_async_code_still_reaches_the_browser(viewer_user):
+    """Async code (a raw ASGI endpoint, a consumer) may publish without a thread hop."""
+    communicator, connected = await _connect(await sync_to_async(_headers)(viewer_user))
+    assert connected
+    await communicator.send_json_to({"subscribe": ["hosts"]})
+    await communicator.receive_json_from(timeout=5)
+    await asyncio.sleep(live.MERGE_SECONDS + 0.05)  # not merged into an earlier burst: sent at once
+    live.send_now(["hosts"], "host", {"id": 2})  # called in this loop's own thread
+    message = await communicator.receive_json_from(timeout=5)
+    assert message["topic"] == "hosts" and message["data"] == {"id": 2}
     await communicator.disconnect()
 
 
