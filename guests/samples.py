@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q, Sum
 from django.utils import timezone
 
+from guests.allocated import allocated
 from guests.choices import ACTIVE_STATES, state_from_libvirt
 from guests.models import Guest, GuestEvent, GuestSample, HostSample, Resolution
 from hosts.models import Host
@@ -82,10 +82,7 @@ def record(host: Host, read: HostRead, previous: HostRead | None, now: datetime 
 
 def host_figures(host: Host, read: HostRead, samples: Iterable[GuestSample]) -> dict:
     cap = read.capacity
-    active = Q(state__in=ACTIVE_STATES)
-    totals = Guest.objects.filter(host=host).aggregate(
-        vcpus_all=Sum("vcpus"), vcpus_running=Sum("vcpus", filter=active),
-        mem_all=Sum("memory_kib"), mem_running=Sum("memory_kib", filter=active))
+    totals = allocated(Guest.objects.filter(host=host))
     cpu = [s.cpu_percent for s in samples if s.cpu_percent is not None]
     running = sum(1 for d in read.domains.values() if state_from_libvirt(d.state) in ACTIVE_STATES)
     return {
@@ -93,9 +90,8 @@ def host_figures(host: Host, read: HostRead, samples: Iterable[GuestSample]) -> 
         "memory_used": cap.memory_total - cap.memory_free if cap.memory_free is not None else None,
         "cpu_percent": round(sum(cpu) / cap.cpus, 2) if cpu and cap.cpus else None,
         "guests_running": running, "guests_defined": len(read.domains),
-        "vcpus_running": totals["vcpus_running"] or 0, "vcpus_all": totals["vcpus_all"] or 0,
-        "memory_allocated_running": (totals["mem_running"] or 0) * 1024,
-        "memory_allocated_all": (totals["mem_all"] or 0) * 1024,
+        "vcpus_running": totals.vcpus_running, "vcpus_all": totals.vcpus_all,
+        "memory_allocated_running": totals.memory_running, "memory_allocated_all": totals.memory_all,
         "storage_capacity": cap.storage_capacity, "storage_allocation": cap.storage_allocation,
     }
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Case, Count, Q, Sum, Value, When
+from django.db.models import Case, Value, When
 
 from core.policy import visible_guests
+from guests.allocated import allocated
 from guests.choices import ACTIVE_STATES
 from hosts.models import Host
 
@@ -37,16 +38,13 @@ class Allocation:
 
 
 def allocation(user, host: Host) -> Allocation:
-    active = Q(state__in=list(ACTIVE_STATES))
-    totals = visible_guests(user).filter(host=host).aggregate(
-        guests_total=Count("id"), guests_running=Count("id", filter=active),
-        vcpus_all=Sum("vcpus"), vcpus_running=Sum("vcpus", filter=active),
-        memory_all=Sum("max_memory_kib"), memory_running=Sum("max_memory_kib", filter=active))
+    """Counted as the capacity report counts it (guests.allocated), for the guests `user` may see."""
+    totals = allocated(visible_guests(user).filter(host=host))
     facts = host.facts or {}
     return Allocation(
-        guests_total=totals["guests_total"], guests_running=totals["guests_running"],
-        vcpus_running=totals["vcpus_running"] or 0, vcpus_all=totals["vcpus_all"] or 0,
-        memory_running=(totals["memory_running"] or 0) * 1024, memory_all=(totals["memory_all"] or 0) * 1024,
+        guests_total=totals.guests_all, guests_running=totals.guests_running,
+        vcpus_running=totals.vcpus_running, vcpus_all=totals.vcpus_all,
+        memory_running=totals.memory_running, memory_all=totals.memory_all,
         threads=facts.get("cpus") or None, memory_physical=facts.get("memory_total") or None)
 
 
@@ -54,5 +52,5 @@ def busiest_guests(user, host: Host) -> list:
     """Running guests first, then by name: the ones an operator looks for on a host page."""
     stopped_last = Case(When(state__in=list(ACTIVE_STATES), then=Value(0)), default=Value(1))
     guests = visible_guests(user).filter(host=host).only(
-        "uuid", "name", "state", "vcpus", "max_memory_kib", "cpu_percent", "host_id")
+        "uuid", "name", "state", "vcpus", "memory_kib", "cpu_percent", "host_id")
     return list(guests.order_by(stopped_last, "name")[:GUEST_ROWS])

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from core.policy import global_role, visible_guests, visible_hosts
+from guests.allocated import memory_bytes
 from guests.choices import ACTIVE_STATES
 from guests.models import HostSample, Resolution
 from reports import stats
@@ -132,7 +133,7 @@ def latest_host_sample(host_id: int) -> dict | None:
 
 
 def _add_guest(fig: Figures, guest) -> None:
-    memory = guest.memory_kib * 1024
+    memory = memory_bytes(guest)
     active = guest.state in ACTIVE_STATES
     fig.guests_all += 1
     fig.vcpus_all += guest.vcpus
