@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from reports import email
+from reports import email, once
 from reports.periods import period_from
 
 log = logging.getLogger(__name__)
@@ -21,10 +21,14 @@ def send_capacity_report(user_id: int, recipients: list[str], period: str = "wee
     return email.send(user, period_from({"period": period}), recipients)
 
 
-@shared_task(name="reports.scheduled_capacity_report", ignore_result=True, time_limit=300)
-def scheduled_capacity_report() -> int:
+@shared_task(name="reports.scheduled_capacity_report", bind=True, ignore_result=True, time_limit=300)
+def scheduled_capacity_report(self) -> int:
     """What Celery beat runs on VIRTDASH_REPORT_SCHEDULE: the report as VIRTDASH_REPORT_AS_USER sees it,
-    to VIRTDASH_REPORT_RECIPIENTS. A missing or disabled user sends nothing and says so in the log."""
+    to VIRTDASH_REPORT_RECIPIENTS. A missing or disabled user sends nothing and says so in the log.
+
+    Tasks are acknowledged late, so a worker that dies after the mail went out gets the same
+    message (same id) delivered again: a delivery already marked sent is skipped, and one marked
+    only "sending" (the worker died during the SMTP exchange) is sent again, with a warning."""
     username = settings.VIRTDASH_REPORT_AS_USER
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
@@ -34,6 +38,11 @@ def scheduled_capacity_report() -> int:
     if not recipients:
         log.warning("scheduled capacity report not sent: VIRTDASH_REPORT_RECIPIENTS is empty")
         return 0
+    delivery = once.Delivery("scheduled-report", self.request.id)
+    if delivery.done():
+        log.info("scheduled capacity report %s was already sent; not sending it twice", self.request.id)
+        return 0
     sent = email.send(user, period_from({"period": settings.VIRTDASH_REPORT_PERIOD}), recipients)
+    delivery.mark_done()
     log.info("scheduled capacity report sent to %s as %s", ", ".join(recipients), username)
     return sent

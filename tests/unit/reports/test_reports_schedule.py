@@ -121,3 +121,13 @@ def test_the_procfile_beat_line_starts_beat_with_the_report_entry():
         _stop(beat, signal.SIGTERM)
         beat.wait(timeout=20)
     assert any("<crontab: 15 5 1 * *" in row and "capacity-report" in row for row in seen), "".join(seen)
+
+
+def test_a_redelivered_report_task_does_not_send_the_mail_twice(small_seed, report_settings):
+    """Late acknowledgement: a worker that dies after sending gets the same task id again."""
+    task_id = f"vdtest-{os.getpid()}-{id(report_settings)}"
+    scheduled_capacity_report.apply(task_id=task_id)
+    scheduled_capacity_report.apply(task_id=task_id)
+    assert len(mail.outbox) == 1
+    scheduled_capacity_report.apply(task_id=task_id + "-next")  # the next scheduled run still sends
+    assert len(mail.outbox) == 2
