@@ -81,6 +81,27 @@ def _take_lock(job: Job, guest_uuid: str) -> Job | None:
     raise JobRefused("The guest's lock is changing hands right now; try again.")
 
 
+def _take_locks(job: Job, guests) -> dict[str, Job]:
+    """Lock every free guest of a bulk job in a few queries whatever their number; returns the
+    holders of the others by UUID. A race lost on any insert falls back to one guest at a time."""
+    uuids = [g.uuid for g in guests]
+    holders = {lock.guest_uuid: lock.job for lock in GuestLock.objects.filter(
+        guest_uuid__in=uuids, job__status__in=UNFINISHED).exclude(job_id=job.pk).select_related("job")}
+    for other in Job.objects.filter(guest_uuid__in=[u for u in uuids if u not in holders],
+                                    status__in=UNFINISHED).exclude(pk=job.pk):
+        holders.setdefault(other.guest_uuid, other)  # rows older than locks: the job itself holds it
+    free = [u for u in dict.fromkeys(uuids) if u not in holders]
+    GuestLock.objects.filter(guest_uuid__in=free).exclude(job__status__in=UNFINISHED).delete()  # stale
+    try:
+        with transaction.atomic():
+            GuestLock.objects.bulk_create([GuestLock(guest_uuid=u, job=job) for u in free], batch_size=500)
+    except IntegrityError:
+        for uuid in free:
+            if (holder := _take_lock(job, uuid)) is not None:
+                holders[uuid] = holder
+    return holders
+
+
 def release_locks(job: Job) -> None:
     GuestLock.objects.filter(job_id=job.pk).delete()
 
@@ -104,10 +125,10 @@ def create(actor, kind: str, *, host=None, guest=None, guests=None, target_name:
             holder = _take_lock(job, guest_uuid)
             if holder is not None:
                 raise JobRefused(busy_message(guest.name, holder))  # rolls the job back
+        held = _take_locks(job, guests) if guests else {}
         holders = []
         for other in guests or ():
-            holder = _take_lock(job, other.uuid)
-            if holder is not None:
+            if (holder := held.get(other.uuid)) is not None:
                 holders.append(holder)
                 job.items.append(skipped_item(other.name, other.uuid, holder))
         if guests and len(holders) == len(guests):  # every one is busy: nothing to do

@@ -141,3 +141,23 @@ def test_a_bulk_job_whose_every_guest_is_busy_is_refused_and_leaves_no_job(admin
     with pytest.raises(jobs.JobRefused, match=rf"Other jobs hold every selected guest: \(job #{first.pk}"):
         services.request_bulk(admin_user, [alpha, beta], "destroy")
     assert list(Job.objects.values_list("pk", flat=True)) == [first.pk]
+
+
+def test_locking_a_bulk_jobs_guests_costs_the_same_few_queries_for_ten_or_two_hundred(admin_user, test_host):
+    from django.test.utils import CaptureQueriesContext
+
+    def many(n, offset):
+        return [Guest.objects.create(host=test_host, uuid=f"00000000-0000-4000-8000-{offset + i:012d}",
+                                     name=f"many-{offset + i}") for i in range(n)]
+
+    lots = many(200, 1000)
+    few = many(9, 0) + lots[:1]
+    busy = jobs.create(admin_user, "guest.suspend", guest=lots[0])  # both bulk jobs skip this one
+    counts = []
+    for guests in (few, lots):
+        with CaptureQueriesContext(connection) as queries:
+            bulk = jobs.create(admin_user, "guest.bulk-destroy", guests=guests, target_name=f"{len(guests)} guests")
+        counts.append(len(queries))
+        assert GuestLock.objects.filter(job=bulk).count() == len(guests) - 1
+    assert counts[0] == counts[1], counts
+    assert [i["message"] for i in bulk.items] == [f"busy — skipped (job #{busy.pk}, guest.suspend)"]
