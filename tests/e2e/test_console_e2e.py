@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, TEST_PREFIX, make_user
 from tests.e2e.conftest import CHROMIUM_ARGS, login, screenshot  # noqa: F401
 from tests.integration import console_guests as cg
+from tests.nginx_site import shipped_site
 from tests.stack import VENV_BIN, Stack, free_port, wait_for_port
 
 URI = "qemu:///system"
@@ -64,30 +62,10 @@ def operator(transactional_db, tiny):
 @pytest.fixture(scope="module")
 def nginx(web):
     """nginx in the foreground on a free loopback port, TLS with a throw-away self-signed cert."""
-    tmp = Path(tempfile.mkdtemp(prefix="vdtest-nginx-"))
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-keyout", str(tmp / "key.pem"), "-out", str(tmp / "cert.pem")], check=True,
-                   capture_output=True)
-    port = free_port()
     site = (REPO / "deploy" / "nginx" / "virtdash.conf").read_text()
     assert "websockify" not in site.split("location / {")[1]  # no console-specific rule
-    site = site.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{web.port};")
-    site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;")
-    site = site.replace("listen 80;", f"listen 127.0.0.1:{free_port()};")
-    site = site.replace("/etc/ssl/virtdash/fullchain.pem", str(tmp / "cert.pem"))
-    site = site.replace("/etc/ssl/virtdash/privkey.pem", str(tmp / "key.pem"))
-    (tmp / "site.conf").write_text(site)
-    (tmp / "nginx.conf").write_text(
-        f"worker_processes 1;\nerror_log {tmp}/error.log;\npid {tmp}/nginx.pid;\nevents {{}}\n"
-        f"http {{\n access_log {tmp}/access.log;\n client_body_temp_path {tmp}/body;\n"
-        f" proxy_temp_path {tmp}/proxy;\n fastcgi_temp_path {tmp}/fcgi;\n uwsgi_temp_path {tmp}/uwsgi;\n"
-        f" scgi_temp_path {tmp}/scgi;\n include {tmp}/site.conf;\n}}\n")
-    proc = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    wait_for_port(port, 10)
-    yield f"https://127.0.0.1:{port}", tmp
-    proc.terminate()
-    proc.wait(10)
+    with shipped_site(web.port) as running:
+        yield running
 
 
 def _serial_lines(tab) -> list[str]:

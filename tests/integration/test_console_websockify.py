@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import socket
 import ssl
 import struct
 import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from websockets.exceptions import InvalidHandshake, InvalidStatus
@@ -30,6 +27,7 @@ from consoles.targets import Target
 from hosts.virt.consoles import console_info
 from tests.conftest import ARTIFACTS, TEST_PREFIX, make_user
 from tests.integration import console_guests as cg
+from tests.nginx_site import shipped_site
 from tests.stack import VENV_BIN, Stack, free_port, wait_for_port
 from virtdash.xml import Domain, Graphics, Video
 
@@ -349,36 +347,13 @@ def test_the_console_page_connects_through_the_websockify_tier(servers, ports, r
 @pytest.fixture
 def nginx(servers, ports):
     """nginx with TLS: the shipped site config plus the shipped websockify-tier location, uncommented."""
-    tmp = Path(tempfile.mkdtemp(prefix="vdtest-wsfy-nginx-"))
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-keyout", str(tmp / "key.pem"), "-out", str(tmp / "cert.pem")], check=True, capture_output=True)
     snippet = (cg.REPO / "deploy" / "nginx" / "websockify-tier.conf.example").read_text()
     location = "\n".join(line[1:] for line in snippet.splitlines() if line.startswith("#location") or
                          re.match(r"#(    |})", line))
     assert location.startswith("location /websockify-tier/ {") and location.endswith("}")
-    site = (cg.REPO / "deploy" / "nginx" / "virtdash.conf").read_text()
-    site = site.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{ports['web']};")
-    site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{ports['nginx']} ssl;")
-    site = site.replace("listen 80;", f"listen 127.0.0.1:{free_port()};")
-    site = site.replace("/etc/ssl/virtdash/fullchain.pem", str(tmp / "cert.pem"))
-    site = site.replace("/etc/ssl/virtdash/privkey.pem", str(tmp / "key.pem"))
-    site = site.replace("    location / {", location.replace("127.0.0.1:6080", f"127.0.0.1:{ports['tier']}") +
-                        "\n\n    location / {", 1)
-    (tmp / "site.conf").write_text(site)
-    (tmp / "nginx.conf").write_text(
-        f"worker_processes 1;\nerror_log {tmp}/error.log;\npid {tmp}/nginx.pid;\nevents {{}}\n"
-        f"http {{\n access_log {tmp}/access.log;\n client_body_temp_path {tmp}/body;\n"
-        f" proxy_temp_path {tmp}/proxy;\n fastcgi_temp_path {tmp}/fcgi;\n uwsgi_temp_path {tmp}/uwsgi;\n"
-        f" scgi_temp_path {tmp}/scgi;\n include {tmp}/site.conf;\n}}\n")
-    proc = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_for_port(ports["nginx"], 10)
-        yield f"https://127.0.0.1:{ports['nginx']}", tmp
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
+    location = location.replace("127.0.0.1:6080", f"127.0.0.1:{ports['tier']}")
+    with shipped_site(ports["web"], port=ports["nginx"], extra_location=location) as site:
+        yield site
 
 
 def test_the_tier_works_behind_nginx_with_the_shipped_location_and_keeps_tokens_out_of_its_log(nginx, servers,
