@@ -13,9 +13,8 @@ from reports import stats
 from reports.periods import Period
 from reports.series import TOTAL, Series, host_series, restricted_series, visibility_split
 from reports.services import (
-    _host_capacity,
     cpu_overcommit_limit,
-    latest_host_sample,
+    host_capacities,
     memory_overcommit_limit,
     sees_everything,
 )
@@ -182,9 +181,8 @@ def forecasts(user, period: Period, *, per_host: bool = True, only: tuple[str, .
     reuse = (total is not None and not per_host and total_resolution == Resolution.HOUR
              and start >= period.start and end <= period.end)
     if restricted:
-        for host in hosts:
-            cpus, memory, _, _ = _host_capacity(host, latest_host_sample(host.pk))
-            capacity[host.pk] = {"cpus": cpus, "memory_total": memory}
+        for host_id, (cpus, memory, _, _) in host_capacities(hosts).items():
+            capacity[host_id] = {"cpus": cpus, "memory_total": memory}
         capacity[TOTAL] = {k: sum(c[k] for c in capacity.values()) for k in ("cpus", "memory_total")}
     if reuse:
         series = {TOTAL: _slice(total, start, end)}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db.models import OuterRef, Subquery
 
 from core.policy import global_role, visible_guests, visible_hosts
 from guests.allocated import memory_bytes
@@ -120,16 +121,31 @@ def _host_capacity(host, latest: dict | None) -> tuple[int, int, int, int]:
     return 0, 0, 0, 0
 
 
-def latest_host_sample(host_id: int) -> dict | None:
-    """The newest sample of a host at any resolution (each lookup walks the unique index)."""
-    best = None
+_LATEST_FIELDS = ("host_id", "time", "cpus", "cpu_percent", "memory_total", "memory_used", "storage_capacity",
+                  "storage_allocation")
+
+
+def latest_host_samples(host_ids: list[int]) -> dict[int, dict]:
+    """The newest sample of each host at any resolution: one query per resolution whatever the
+    number of hosts (a correlated subquery walking the (host, resolution, time) unique index)."""
+    best: dict[int, dict] = {}
+    if not host_ids:
+        return best
     for resolution in (Resolution.RAW, Resolution.FIVE_MINUTES, Resolution.HOUR):
-        row = (HostSample.objects.filter(host_id=host_id, resolution=resolution).order_by("-time")
-               .values("time", "cpus", "cpu_percent", "memory_total", "memory_used", "storage_capacity",
-                       "storage_allocation").first())
-        if row and (best is None or row["time"] > best["time"]):
-            best = row
+        newest = (HostSample.objects.filter(host_id=OuterRef("host_id"), resolution=resolution)
+                  .order_by("-time").values("time")[:1])
+        rows = HostSample.objects.filter(host_id__in=host_ids, resolution=resolution, time=Subquery(newest))
+        for row in rows.values(*_LATEST_FIELDS):
+            known = best.get(row["host_id"])
+            if known is None or row["time"] > known["time"]:
+                best[row["host_id"]] = row
     return best
+
+
+def host_capacities(hosts) -> dict[int, tuple[int, int, int, int]]:
+    """(cpus, memory_total, storage_capacity, storage_allocation) per host, from facts or samples."""
+    latest = latest_host_samples([h.pk for h in hosts if not (h.facts or {}).get("cpus")])
+    return {h.pk: _host_capacity(h, latest.get(h.pk)) for h in hosts}
 
 
 def _add_guest(fig: Figures, guest) -> None:
@@ -187,9 +203,10 @@ def overview(user, period: Period, host_id: int | None = None) -> Overview:
             now_cpu[guest.host_id] += (guest.cpu_percent or 0.0) / 100.0
             now_mem[guest.host_id] += (guest.memory_used_kib or 0) * 1024
     full, partial = visibility_split(user, host_ids) if restricted else (host_ids, {})
+    latest_samples = latest_host_samples(host_ids)
     for host in hosts:
         fig = figures[host.pk]
-        latest = latest_host_sample(host.pk)
+        latest = latest_samples.get(host.pk)
         fig.cpus, fig.memory_total, fig.storage_capacity, fig.storage_allocation = _host_capacity(host, latest)
         if host.pk in partial:
             fig.cpu_now, fig.memory_now = now_cpu[host.pk], now_mem[host.pk]

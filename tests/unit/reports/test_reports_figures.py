@@ -247,6 +247,42 @@ def test_the_overview_reads_the_database_only_with_a_bounded_number_of_queries(s
     assert response.status_code == 200
 
 
+def _overview_queries(client) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/reports/", SHORT).status_code == 200
+    return len(queries)
+
+
+def test_the_overviews_queries_do_not_grow_with_the_number_of_hosts(small_seed, admin_client, outsider_user,
+                                                                    outsider_client):
+    """For everyone and for a user who sees only some guests of each host (per-guest sums)."""
+    from core.models import Grant
+
+    def grant_one_guest_per_host():
+        for host in Host.objects.all():
+            guest = Guest.objects.filter(host=host).order_by("name").first()
+            Grant.objects.get_or_create(user=outsider_user, guest=guest, defaults={"role": "viewer"})
+
+    grant_one_guest_per_host()
+    before = (_overview_queries(admin_client), _overview_queries(outsider_client))
+    newest = HostSample.objects.latest("time")
+    for i in range(4):  # like the seeded ones: facts, samples, and more guests than the user sees
+        host = Host.objects.create(name=f"extra-{i}", uri=f"test:///extra-{i}",
+                                   facts={"cpus": 8, "memory_total": 2**34})
+        HostSample.objects.create(host=host, time=newest.time, resolution=newest.resolution, cpus=8,
+                                  memory_total=2**34, cpu_percent=5.0)
+        for j in range(2):
+            Guest.objects.create(host=host, uuid=f"00000000-0000-4000-8000-0000000000{i}{j}",
+                                 name=f"extra-guest-{i}{j}", state="running", vcpus=2, memory_kib=2**20)
+    grant_one_guest_per_host()
+    after = (_overview_queries(admin_client), _overview_queries(outsider_client))
+    assert after == before
+    assert "extra-3" in outsider_client.get("/reports/", SHORT).content.decode()
+
+
 def test_the_overview_reuses_its_hourly_total_for_the_same_forecasts(seeded, admin_user):
     from reports import forecasting, services
     from reports.periods import period_from
