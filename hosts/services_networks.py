@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from core import audit, live
 from core.choices import AuditResult
+from hosts import leases
 from hosts.models import Host
 from hosts.virt import networks
 from hosts.virt.errors import OperationRefused, VirtError
@@ -35,7 +36,10 @@ def list_networks(host: Host) -> list[networks.NetworkInfo]:
 
 
 def network_with_leases(host: Host, name: str) -> tuple[networks.NetworkInfo, list[networks.Lease]]:
-    return networks.get_network(host.uri, name), networks.dhcp_leases(host.uri, name)
+    """For the network page: also marks it as open, so the watcher polls its leases (hosts/leases.py)."""
+    shown = networks.get_network(host.uri, name), networks.dhcp_leases(host.uri, name)
+    leases.note_viewed(host.pk, name)
+    return shown
 
 
 def create_network(actor, host: Host, *, name: str, mode: str, ipv4: str = "", dhcp: bool = True,

@@ -178,7 +178,7 @@ def delete_network(uri: str, name: str) -> None:
     connections.call(uri, _delete, what=f"deleting network {name}", timeout=60)
 
 
-def dhcp_leases(uri: str, name: str) -> list[Lease]:
+def dhcp_leases(uri: str, name: str, *, timeout: float | None = None) -> list[Lease]:
     """Current DHCP leases; an empty list when the driver has no lease support (test driver)."""
     def _leases(conn):
         net = _net(conn, name)
@@ -196,7 +196,7 @@ def dhcp_leases(uri: str, name: str) -> list[Lease]:
                       type="ipv6" if item.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV6 else "ipv4")
                 for item in raw]
 
-    return connections.call(uri, _leases, what=f"DHCP leases of network {name}")
+    return connections.call(uri, _leases, what=f"DHCP leases of network {name}", timeout=timeout)
 
 
 __all__ = ["CREATE_MODES", "FORWARD_MODES", "Lease", "NetworkInfo", "define_network", "delete_network",
