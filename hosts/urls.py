@@ -1,6 +1,6 @@
 from django.urls import path
 
-from hosts import views
+from hosts import views, views_ssh_keys
 
 app_name = "hosts"
 urlpatterns = [
@@ -9,4 +9,6 @@ urlpatterns = [
     path("<int:pk>/", views.host_detail, name="detail"),
     path("<int:pk>/edit/", views.host_edit, name="edit"),
     path("<int:pk>/remove/", views.host_delete, name="delete"),
+    path("<int:pk>/ssh-host-key/", views_ssh_keys.host_key, name="ssh_host_key"),
+    path("ssh-host-key/", views_ssh_keys.new_host_key, name="new_ssh_host_key"),
 ]

@@ -11,6 +11,7 @@ from guests.choices import ACTIVE_STATES
 from hosts import allocation, services
 from hosts.forms import HostForm
 from hosts.models import Host
+from hosts.ssh_keys import is_host_key_error, is_ssh_uri
 
 
 def _require_admin(request, action: str, target=None) -> None:
@@ -49,8 +50,10 @@ def host_detail(request, pk: int):
     host = get_object_or_404(Host, pk=pk)
     require(request.user, Action.VIEW, host)
     template = "hosts/partials/_host_facts.html" if request.GET.get("partial") else "hosts/host_detail.html"
+    can_admin = can(request.user, Action.ADMIN)
     return render(request, template, {
-        "host": host, "facts": host.facts, "can_admin": can(request.user, Action.ADMIN),
+        "host": host, "facts": host.facts, "can_admin": can_admin,
+        "can_trust_key": can_admin and is_host_key_error(host.last_error) and is_ssh_uri(host.uri),
         "allocation": allocation.allocation(request.user, host),
         "guests": allocation.busiest_guests(request.user, host),
         "same_hypervisor": services.same_hypervisor_as(host, visible_hosts(request.user)),
@@ -75,14 +78,16 @@ def _save_with_check(request, form, host=None):
 @require_http_methods(["GET", "POST"])
 def host_add(request):
     _require_admin(request, "host.add")
-    form = HostForm(request.POST or None)
+    form = HostForm(request.POST or None, initial={k: request.GET[k] for k in ("name", "uri") if k in request.GET})
+    trust_key = False
     if request.method == "POST" and form.is_valid():
         if "test" in request.POST:
             ok, message, _ = services.test_connection(form.cleaned_data["uri"])
             (messages.success if ok else messages.error)(request, message)
+            trust_key = not ok and is_host_key_error(message) and is_ssh_uri(form.cleaned_data["uri"])
         else:
             return _save_with_check(request, form)
-    return render(request, "hosts/host_form.html", {"form": form, "adding": True})
+    return render(request, "hosts/host_form.html", {"form": form, "adding": True, "trust_key": trust_key})
 
 
 @require_http_methods(["GET", "POST"])
@@ -90,13 +95,16 @@ def host_edit(request, pk: int):
     host = get_object_or_404(Host, pk=pk)
     _require_admin(request, "host.edit", host)
     form = HostForm(request.POST or None, instance=Host.objects.get(pk=pk))
+    trust_key = False
     if request.method == "POST" and form.is_valid():
         if "test" in request.POST:
             ok, message, _ = services.test_connection(form.cleaned_data["uri"])
             (messages.success if ok else messages.error)(request, message)
+            trust_key = not ok and is_host_key_error(message) and is_ssh_uri(form.cleaned_data["uri"])
         else:
             return _save_with_check(request, form, host)
-    return render(request, "hosts/host_form.html", {"form": form, "host": host, "adding": False})
+    return render(request, "hosts/host_form.html", {"form": form, "host": host, "adding": False,
+                                                    "trust_key": trust_key})
 
 
 @require_http_methods(["GET", "POST"])
