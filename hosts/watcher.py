@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from hosts import services
+from hosts.choices import HostStatus
 from hosts.models import Host
 from hosts.virt import connections, events
 from hosts.virt.errors import VirtError
@@ -58,12 +59,14 @@ class HostWatcher(threading.Thread):
         self.host = host
         self.inbox: queue.Queue = queue.Queue()
         self.stopping = threading.Event()
+        self.retry_now = threading.Event()  # ends a back-off early (stop, or another process connected)
         self.conn = None
         self.callback_ids: list[int] = []
         self.failures = 0
 
     def stop(self) -> None:
         self.stopping.set()
+        self.retry_now.set()
         self.inbox.put(("stop", None))
 
     def connection_closed(self, reason: str) -> None:
@@ -125,7 +128,8 @@ class HostWatcher(threading.Thread):
         self.failures += 1
         delay = min(30, 2 ** min(self.failures - 1, 5))
         log.warning("%s unreachable (%s); retrying in %s s", self.host.name, reason, delay)
-        self.stopping.wait(delay)
+        self.retry_now.wait(delay)
+        self.retry_now.clear()
         self._drain()
 
     def _drain(self) -> None:
@@ -165,6 +169,10 @@ class Supervisor:
                 del self.watchers[pk]
             else:
                 watcher.host.name = host.name
+                if watcher.failures and host.status == HostStatus.CONNECTED:
+                    # Another process reached the host since this watcher failed (a connection test, a
+                    # trusted SSH host key): retry now instead of at the end of the back-off.
+                    watcher.retry_now.set()
         for pk, host in wanted.items():
             if pk not in self.watchers:
                 watcher = HostWatcher(host)
