@@ -23,6 +23,7 @@ from core.models import Job
 from core.policy import Action, can
 from guests.choices import ACTIVE_STATES, EVENT_WORDS, GuestState
 from guests.models import Guest, GuestSample, Resolution
+from hosts import leases
 from hosts.choices import HostStatus
 from hosts.virt import domains
 from hosts.virt.errors import VirtError
@@ -186,6 +187,8 @@ def detail_context(user, guest: Guest) -> dict:
     context = overview_context(user, guest)
     context.update(live=live, live_error=live_error, summary=guest.summary,
                    sample_seconds=settings.VIRTDASH_SAMPLE_SECONDS)
+    if live and guest.state in ACTIVE_STATES:  # a stopped guest's old lease would mislead
+        context["nic_addresses"] = leases.addresses_by_nic(guest.host.uri, live["nics"])
     return context
 
 

@@ -27,7 +27,7 @@ from django.conf import settings
 from core import live
 from hosts.models import Host
 from hosts.virt import networks
-from hosts.virt.errors import ObjectNotFound
+from hosts.virt.errors import ObjectNotFound, VirtError
 
 log = logging.getLogger(__name__)
 VIEW_SECONDS = 150  # a page counts as open this long after its last render (live.js re-reads every 60 s)
@@ -80,6 +80,21 @@ def fingerprint(leases: Iterable[networks.Lease]) -> tuple:
     """What a change is: the leases in a canonical order, with their absolute expiry (moves on renewal only)."""
     return tuple(sorted((lease.mac, lease.ip, lease.prefix or 0, lease.hostname, lease.client_id,
                          lease.type, lease.expires) for lease in leases))
+
+
+def addresses_by_nic(uri: str, nics: Iterable[dict]) -> dict[str, str]:
+    """{NIC MAC as given: "10.0.0.5, fd00::5"} for NICs on libvirt networks (type "network") that hold a
+    DHCP lease there: one lease read per distinct network, never per guest or NIC. A network that
+    cannot be read (stopped, gone, no lease support) adds nothing."""
+    nics = [n for n in nics if n.get("type") == "network" and n.get("source") and n.get("mac")]
+    found: dict[str, list[str]] = {}
+    for name in sorted({n["source"] for n in nics}):
+        try:
+            for lease in networks.dhcp_leases(uri, name, timeout=CALL_TIMEOUT):
+                found.setdefault(lease.mac.lower(), []).append(lease.ip)
+        except VirtError as exc:
+            log.info("no leases of network %s for a guest page: %s", name, exc)
+    return {n["mac"]: ", ".join(found[n["mac"].lower()]) for n in nics if n["mac"].lower() in found}
 
 
 @dataclass

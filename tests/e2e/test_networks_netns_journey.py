@@ -2,7 +2,7 @@
 test creates (tests/netns_libvirtd.py): create a NAT network with a DHCP range of their own, start it
 after confirming, see a real guest's lease (MAC, IP, host name) appear on the open page without a
 reload and without any other change (the watcher polls the leases of open network pages, hosts/leases.py),
-see another session's change follow live, stop and delete it.
+see another session's change follow live, see the guest's address on its own page, stop and delete it.
 The bridge, its address, NAT rules and dnsmasq exist only inside the namespace."""
 
 from __future__ import annotations
@@ -127,6 +127,13 @@ def test_an_operator_sees_a_real_guests_dhcp_lease_on_a_network_inside_a_namespa
     expires = timezone.localtime(datetime.fromtimestamp(lease["expirytime"], tz=UTC)).strftime("%Y-%m-%d %H:%M")
     assert re.fullmatch(rf"{expires} \(in (59|60)\sminutes\)", cells[4]), cells[4]  # libvirt's 1 h lease
     screenshot(page, "network-leases")
+
+    # The guest's page shows the address its NIC got from the network (MAC matched to the lease).
+    guest_tab = page.context.new_page()
+    guest_tab.goto(f"{web.url}/guests/{dom.UUIDString()}/")
+    nic = guest_tab.locator("#nic-table tbody tr").first.locator("td").all_inner_texts()
+    assert (nic[0], nic[3], nic[5]) == (GUEST_MAC, name, lease["ipaddr"])
+    guest_tab.close()
 
     dom.destroy()
     page.click("button:has-text('Stop')")

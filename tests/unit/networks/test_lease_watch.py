@@ -143,3 +143,23 @@ async def test_an_open_network_page_gets_one_hint_then_none_while_nothing_change
     await sync_to_async(fresh_hooks.on_tick)(test_host)  # nothing changed: silence
     assert await socket.receive_nothing(timeout=0.5)
     await socket.disconnect()
+
+
+def test_a_guest_page_asks_each_network_once_and_skips_what_it_cannot_read(test_host):
+    """The test driver's active "default" network reports no leases; a gone network adds nothing."""
+    nics = [{"mac": "52:54:00:00:00:01", "type": "network", "source": "default"},
+            {"mac": "52:54:00:00:00:02", "type": "network", "source": "default"},
+            {"mac": "52:54:00:00:00:03", "type": "network", "source": "vdtest-gone"},
+            {"mac": "52:54:00:00:00:04", "type": "bridge", "source": "br0"}]
+    assert leases.addresses_by_nic(test_host.uri, nics) == {}
+
+
+def test_the_guest_page_has_an_address_column(viewer_client, test_host):
+    from guests import inventory
+    from guests.models import Guest
+
+    inventory.resync(test_host, full=True)  # the test driver's running guest "test", NIC on "default"
+    guest = Guest.objects.get(host=test_host, name="test")
+    page = viewer_client.get(f"/guests/{guest.uuid}/").content.decode()
+    row = page.split('id="nic-table"')[1].split("</tr>")[1]
+    assert "Address (DHCP)" in page and "aa:bb:cc:dd:ee:ff" in row and row.endswith('<td class="mono">–</td>')
