@@ -124,6 +124,11 @@ def test_the_add_form_offers_to_trust_an_unknown_key_and_comes_back_filled_in(ad
     entry = AuditEntry.objects.get(action="host.ssh_key.trust", result="ok")
     assert entry.target_name == uri and fingerprint in entry.detail
 
+    # The line serves libvirt's in-process libssh transports too (they read the same file).
+    for transport in ("libssh", "libssh2"):
+        ok, message, _ = services.test_connection(uri.replace("qemu+ssh:", f"qemu+{transport}:"), timeout=10)
+        assert ok, (transport, message)
+
     # The page again: the key is trusted now, nothing to accept.
     page = admin_client.get(link).content.decode()
     assert 'data-state="trusted"' in page and 'name="fingerprint"' not in page
