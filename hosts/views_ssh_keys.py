@@ -70,7 +70,9 @@ def host_key(request, pk: int):
         done = _trust(request, uri=host.uri, host=host)
         if done is None:
             return redirect("hosts:ssh_host_key", pk=host.pk)
-        if services_ssh_keys.reconnect(host):
+        if not host.enabled:
+            messages.success(request, f"{done} {host.name} is disabled: enable it to connect.")
+        elif services_ssh_keys.reconnect(host):
             messages.success(request, f"{done} {host.name} is connected.")
         else:
             messages.warning(request, f"{done} The connection still fails: {host.last_error}")

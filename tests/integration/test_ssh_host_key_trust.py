@@ -132,3 +132,15 @@ def test_the_add_form_offers_to_trust_an_unknown_key_and_comes_back_filled_in(ad
     # The page again: the key is trusted now, nothing to accept.
     page = admin_client.get(link).content.decode()
     assert 'data-state="trusted"' in page and 'name="fingerprint"' not in page
+
+
+def test_trusting_the_key_of_a_disabled_host_does_not_connect_it(admin_client, sshd, known_hosts):
+    host = Host.objects.create(name="kvm-off", uri=sshd.uri(), enabled=False, status="disabled")
+    url = f"/hosts/{host.pk}/ssh-host-key/"
+    page = admin_client.get(url).content.decode()
+    assert 'data-state="unknown"' in page
+    response = admin_client.post(url, {"fingerprint": _shown(page, "fingerprint")}, follow=True)
+    assert "kvm-off is disabled: enable it to connect." in response.content.decode()
+    assert f"[127.0.0.1]:{sshd.port} ssh-ed25519 " in known_hosts.read_text()
+    host.refresh_from_db()
+    assert host.status == "disabled"
