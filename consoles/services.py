@@ -10,7 +10,7 @@ import time
 
 from consoles import conf, tokens, websockify_plugin
 from consoles.targets import Unreachable, resolve
-from core import audit
+from core import audit, shared_redis
 from core.choices import AuditResult
 from core.policy import Action, can
 from hosts.virt import consoles as virt_consoles
@@ -135,7 +135,7 @@ def thumbnail(guest) -> bytes | None:
     At most one screenshot per guest per THUMBNAIL_SECONDS across all processes (a Redis
     SET NX lock); meanwhile everyone gets the cached image. None: no screen to show.
     """
-    client = tokens._client()
+    client = shared_redis.client()
     key, lock = _thumb_keys(guest)
     if client.set(lock, str(time.time()), nx=True, ex=conf.THUMBNAIL_SECONDS):
         png = _take_screenshot(guest)

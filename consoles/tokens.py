@@ -17,19 +17,18 @@ import time
 import weakref
 from dataclasses import asdict, dataclass
 
-import redis
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 
 from consoles import conf
 from consoles.targets import Target
+from core import shared_redis
 
 TOKEN_BYTES = 32  # 256 bits
 KEY_PREFIX = "vd:console:token:"
 MODES = ("full", "view")
 
-_sync: redis.Redis | None = None
 
 
 @dataclass(frozen=True)
@@ -62,13 +61,6 @@ def _box(token: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"vd-console-record:" + token.encode()).digest()))
 
 
-def _client() -> redis.Redis:
-    global _sync
-    if _sync is None:
-        _sync = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=3, socket_connect_timeout=3)
-    return _sync
-
-
 def issue(grant: ConsoleGrant, ttl: int | None = None) -> str:
     """Store the grant under a new random token and return the token (the only copy)."""
     if grant.mode not in MODES:
@@ -76,7 +68,7 @@ def issue(grant: ConsoleGrant, ttl: int | None = None) -> str:
     ttl = min(ttl or conf.TOKEN_TTL, conf.TOKEN_TTL)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     stamped = ConsoleGrant(**{**asdict(grant), "target": grant.target, "issued": time.time()})
-    _client().set(_key(token), _box(token).encrypt(stamped.to_json()), ex=ttl, nx=True)
+    shared_redis.client().set(_key(token), _box(token).encrypt(stamped.to_json()), ex=ttl, nx=True)
     return token
 
 
@@ -97,7 +89,7 @@ def consume(token: str) -> ConsoleGrant | None:
     """The grant for `token`, deleted in the same step; None if unknown, expired or used."""
     if not looks_like_token(token):
         return None
-    return _open(token, _client().getdel(_key(token)))
+    return _open(token, shared_redis.client().getdel(_key(token)))
 
 
 async def aconsume(token: str) -> ConsoleGrant | None:

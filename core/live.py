@@ -13,15 +13,14 @@ import re
 import threading
 import time
 
-import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db import transaction
+
+from core import shared_redis
 
 log = logging.getLogger(__name__)
 _GROUP_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-_redis: redis.Redis | None = None
 MERGE_SECONDS = 0.25
 MERGE_ITEMS = 100  # distinct data of a merged message kept for per-user filtering; beyond: "items": None
 
@@ -31,16 +30,9 @@ def group_name(topic: str) -> str:
     return "live." + _GROUP_SAFE.sub("_", topic)[:90]
 
 
-def _redis_client() -> redis.Redis:
-    global _redis
-    if _redis is None:
-        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    return _redis
-
-
 def _take_seqs(group: str, count: int) -> int:
     """Reserve `count` consecutive numbers of the group's sequence; returns the last."""
-    return int(_redis_client().incrby(f"virtdash:seq:{group}", count))
+    return int(shared_redis.client().incrby(f"virtdash:seq:{group}", count))
 
 
 class _Merger:

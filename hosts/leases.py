@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import redis
 from django.conf import settings
 
-from core import live
+from core import live, shared_redis
 from hosts.models import Host
 from hosts.virt import networks
 from hosts.virt.errors import ObjectNotFound, VirtError
@@ -33,16 +33,6 @@ log = logging.getLogger(__name__)
 VIEW_SECONDS = 150  # a page counts as open this long after its last render (live.js re-reads every 60 s)
 CALL_TIMEOUT = 5  # per lease read: the watcher's thread waits on it (like its ping)
 MAX_BACKOFF_SECONDS = 300
-
-_client: redis.Redis | None = None
-
-
-def _redis() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    return _client
-
 
 def _key(host_pk: int) -> str:
     return f"vd:leases:viewed:{host_pk}"
@@ -54,7 +44,7 @@ def note_viewed(host_pk: int, network: str) -> None:
         return
     key = _key(host_pk)
     try:
-        pipe = _redis().pipeline(transaction=False)
+        pipe = shared_redis.client().pipeline(transaction=False)
         pipe.zadd(key, {network: time.time() + VIEW_SECONDS})
         pipe.expire(key, VIEW_SECONDS)
         pipe.execute()
@@ -65,7 +55,7 @@ def note_viewed(host_pk: int, network: str) -> None:
 def viewed_networks(host_pk: int) -> list[str]:
     """Networks of the host with an open page, sorted (forgets the expired ones)."""
     key = _key(host_pk)
-    pipe = _redis().pipeline(transaction=False)
+    pipe = shared_redis.client().pipeline(transaction=False)
     pipe.zremrangebyscore(key, "-inf", time.time())
     pipe.zrange(key, 0, -1)
     _, names = pipe.execute()
@@ -73,7 +63,7 @@ def viewed_networks(host_pk: int) -> list[str]:
 
 
 def forget_viewers(host_pk: int) -> None:
-    _redis().delete(_key(host_pk))
+    shared_redis.client().delete(_key(host_pk))
 
 
 def fingerprint(leases: Iterable[networks.Lease]) -> tuple:

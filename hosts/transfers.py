@@ -20,8 +20,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import redis
-from django.conf import settings
 
+from core import shared_redis
 from virtdash.env import env_int
 
 log = logging.getLogger(__name__)
@@ -66,16 +66,6 @@ async def blocking(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(EXECUTOR, fn, *args)
 
 
-_client: redis.Redis | None = None
-
-
-def _redis() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=3, socket_connect_timeout=3)
-    return _client
-
-
 def _key(user_id: int) -> str:
     return f"vd:transfers:{user_id}"
 
@@ -94,7 +84,7 @@ class Slot:
             return
         self._renewed = time.monotonic()
         try:
-            pipe = _redis().pipeline(transaction=True)
+            pipe = shared_redis.client().pipeline(transaction=True)
             pipe.zadd(_key(self.user_id), {self.member: time.time() + LEASE_SECONDS}, xx=True)
             pipe.expire(_key(self.user_id), LEASE_SECONDS + 60)
             pipe.execute()
@@ -106,7 +96,7 @@ class Slot:
             return
         self._released = True
         try:
-            _redis().zrem(_key(self.user_id), self.member)
+            shared_redis.client().zrem(_key(self.user_id), self.member)
         except redis.RedisError as exc:  # the lease runs out by itself
             log.warning("cannot release transfer slot of user %s: %s", self.user_id, exc)
 
@@ -118,14 +108,14 @@ def acquire(user_id: int) -> Slot:
     now = time.time()
     key = _key(user_id)
     try:
-        pipe = _redis().pipeline(transaction=True)
+        pipe = shared_redis.client().pipeline(transaction=True)
         pipe.zremrangebyscore(key, "-inf", now)
         pipe.zadd(key, {member: now + LEASE_SECONDS})
         pipe.zcard(key)
         pipe.expire(key, LEASE_SECONDS + 60)
         _, _, count, _ = pipe.execute()
         if count > PER_USER:
-            _redis().zrem(key, member)
+            shared_redis.client().zrem(key, member)
             raise TooManyTransfers()
     except redis.RedisError as exc:
         log.warning("cannot count the transfers of user %s: %s", user_id, exc)
@@ -136,4 +126,4 @@ def acquire(user_id: int) -> Slot:
 def running(user_id: int) -> int:
     """How many transfers the user has running now."""
     key = _key(user_id)
-    return _redis().zcount(key, time.time(), "+inf")
+    return shared_redis.client().zcount(key, time.time(), "+inf")

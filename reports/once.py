@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-import redis
-from django.conf import settings
+from core import shared_redis
 
 log = logging.getLogger(__name__)
 KEEP_SECONDS = 8 * 24 * 3600  # longer than any redelivery (the broker's visibility timeout)
@@ -19,14 +18,11 @@ class Delivery:
     def __init__(self, kind: str, task_id: str | None):
         self.key = f"virtdash:once:{kind}:{task_id}" if task_id else None
 
-    def _redis(self) -> redis.Redis:
-        return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=3, socket_connect_timeout=3)
-
     def done(self) -> bool:
         """True when this delivery already did its effect; marks it started otherwise."""
         if self.key is None:  # called directly, not through Celery
             return False
-        client = self._redis()
+        client = shared_redis.client()
         if client.set(self.key, "started", nx=True, ex=KEEP_SECONDS):
             return False
         if client.get(self.key) == b"done":
@@ -36,4 +32,4 @@ class Delivery:
 
     def mark_done(self) -> None:
         if self.key is not None:
-            self._redis().set(self.key, "done", ex=KEEP_SECONDS)
+            shared_redis.client().set(self.key, "done", ex=KEEP_SECONDS)

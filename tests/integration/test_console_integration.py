@@ -20,6 +20,7 @@ from websockets.sync.client import connect
 
 from consoles import tokens
 from consoles.targets import Target
+from core import shared_redis
 from hosts.virt.consoles import console_info
 from tests.conftest import TEST_PREFIX, make_user
 from tests.integration import console_guests as cg
@@ -159,7 +160,7 @@ def test_the_thumbnail_is_a_cached_png_of_the_running_guest(web, rows, operator)
                                      headers={"Cookie": cg.session_cookie(operator)})
     with urllib.request.urlopen(request, timeout=15) as first:
         assert first.headers["Content-Type"] == "image/png" and first.read().startswith(b"\x89PNG")
-    lock = tokens._client().ttl(f"vd:console:thumb:{guest.host_id}:{guest.uuid}:lock")
+    lock = shared_redis.client().ttl(f"vd:console:thumb:{guest.host_id}:{guest.uuid}:lock")
     assert 0 < lock <= 30  # the next screenshot waits for this
 
 

@@ -24,6 +24,7 @@ from websockets.sync.client import connect
 
 from consoles import tokens
 from consoles.targets import Target
+from core import shared_redis
 from hosts.virt.consoles import console_info
 from tests.conftest import ARTIFACTS, TEST_PREFIX, make_user
 from tests.integration import console_guests as cg
@@ -406,6 +407,6 @@ def test_the_per_user_session_cap_counts_tier_sessions(servers, ports, rows, ope
         assert refused.value.response.status_code == 403
         assert any("console sessions open" in entry.detail for entry in _wait_audit(plain.uuid, "denied"))
     # Closed sessions give their places back (released when each session's process ends).
-    cg.wait_for(lambda: tokens._client().zcard(f"vd:console:sessions:{operator.pk}") == 0, 10)
+    cg.wait_for(lambda: shared_redis.client().zcard(f"vd:console:sessions:{operator.pk}") == 0, 10)
     with _open(ports, _endpoint_token(servers, plain, cookie)["token"], servers) as ws:
         assert ws.recv(timeout=10) == b"RFB 003.008\n"

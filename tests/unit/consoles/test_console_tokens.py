@@ -9,6 +9,7 @@ import pytest
 
 from consoles import tokens
 from consoles.targets import Target
+from core import shared_redis
 
 
 def _grant(**overrides) -> tokens.ConsoleGrant:
@@ -26,7 +27,7 @@ def test_a_token_has_at_least_128_random_bits_and_differs_every_time():
 
 def test_redis_holds_only_the_sha256_of_the_token_and_no_readable_password():
     token = tokens.issue(_grant(password="hunter22"))
-    client = tokens._client()
+    client = shared_redis.client()
     key = tokens.KEY_PREFIX + hashlib.sha256(token.encode()).hexdigest()
     stored = client.get(key)
     assert stored is not None and b"hunter22" not in stored and token.encode() not in stored
@@ -57,4 +58,4 @@ def test_unknown_or_malformed_tokens_are_refused(bogus):
 def test_the_ttl_never_exceeds_the_configured_maximum():
     token = tokens.issue(_grant(), ttl=3600)
     key = tokens.KEY_PREFIX + hashlib.sha256(token.encode()).hexdigest()
-    assert tokens._client().ttl(key) <= 30
+    assert shared_redis.client().ttl(key) <= 30

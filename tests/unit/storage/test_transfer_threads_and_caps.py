@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.db import connections
 
+from core import shared_redis
 from core.models import AuditEntry
 from hosts import transfers
 from hosts.models import Host
@@ -46,9 +47,9 @@ def silent_host(transactional_db, settings):
 
 @pytest.fixture
 def no_slots_left_over(admin_user):
-    transfers._redis().delete(transfers._key(admin_user.pk))  # user ids come again in later tests
+    shared_redis.client().delete(transfers._key(admin_user.pk))  # user ids come again in later tests
     yield
-    transfers._redis().delete(transfers._key(admin_user.pk))
+    shared_redis.client().delete(transfers._key(admin_user.pk))
 
 
 def test_a_slow_libvirt_step_of_an_upload_does_not_stall_database_calls_elsewhere(
