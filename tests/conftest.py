@@ -14,10 +14,23 @@ PERSONA_PASSWORD = "correct-horse-battery"
 
 
 def pytest_sessionstart(session):
-    """Channels' Redis layer and the console tokens need a Redis even in unit tests: reuse one or start it."""
+    """Channels' Redis layer and the console tokens need a Redis even in unit tests: reuse one or start it.
+
+    Then empty the test run's own Redis database: an earlier run on this machine (CI may reuse its
+    Redis) can leave Celery messages that would be redelivered into this run's fresh database with
+    reused job ids, and console-session and transfer keys of user ids that come again."""
+    import redis
+
     from tests.stack import ensure_redis
 
     ensure_redis()
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9")  # tests/settings.py's default
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    if client.connection_pool.connection_kwargs.get("db", 0) == 0:
+        raise pytest.UsageError(f"REDIS_URL={url} is Redis database 0, which a running VirtDash uses: "
+                                "give the tests a database of their own (the default is 9)")
+    client.flushdb()
+    client.close()
 
 
 def make_user(username: str, role: str | None, **extra):

@@ -1,7 +1,8 @@
 """Settings for the test suite: a file database that live processes (worker, watcher, web) share.
 
-VIRTDASH_TEST_ID isolates concurrent test runs on one machine (own database folder, Redis DB
-and channel-layer prefix); CI uses the default.
+VIRTDASH_TEST_ID isolates concurrent test runs on one machine (own database folder and channel-layer
+prefix); give each its own REDIS_URL database too (default 9; emptied at session start). CI uses
+the defaults.
 """
 
 import os

@@ -40,6 +40,32 @@ def wait_for_port(port: int, timeout: float = 30, host: str = "127.0.0.1") -> No
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
 
 
+READY_SECONDS = 60  # start-up of a Django process on a busy 2-core machine
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _wait_for_log(proc: subprocess.Popen, path: Path, offset: int, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            if text.encode() in log.read():
+                return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{path.name}: the process exited ({proc.returncode}) before it was ready")
+        time.sleep(0.1)
+    raise TimeoutError(f"{path.name} did not show {text!r} within {timeout} s")
+
+
 def ensure_redis() -> None:
     url = urllib.parse.urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9"))
     port = url.port or 6379
@@ -77,27 +103,39 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
+    def start(self, name: str, argv: list[str], *, ready: str | None = None, **env: str) -> subprocess.Popen:
+        """Start a process logging to artifacts/logs/<name>.log; with `ready`, wait until its log
+        shows that text (the tests' clocks must not include a busy machine's start-up)."""
         log_dir = ARTIFACTS / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        path = log_dir / f"{name}.log"
+        offset = path.stat().st_size if path.exists() else 0
+        log = open(path, "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(argv, cwd=REPO, env=test_env(**{**self.env, **env}), stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name] = proc
+        if ready is not None:
+            _wait_for_log(proc, path, offset, ready, READY_SECONDS)
         return proc
 
     def start_web(self, workers: int = 2) -> None:
-        self.start("web", [str(VENV_BIN / "uvicorn"), "virtdash.asgi:application", "--host", "127.0.0.1",
-                           "--port", str(self.port), "--workers", str(workers), "--no-access-log"])
-        wait_for_port(self.port, 30)
+        """Returns once a worker answers: uvicorn's master listens before its workers can serve."""
+        proc = self.start("web", [str(VENV_BIN / "uvicorn"), "virtdash.asgi:application", "--host", "127.0.0.1",
+                                  "--port", str(self.port), "--workers", str(workers), "--no-access-log"])
+        wait_for_port(self.port, READY_SECONDS)
+        wait_until(lambda: proc.poll() is not None or _answers(f"{self.url}/healthz"), READY_SECONDS,
+                   message="the web server answering /healthz")
+        if proc.poll() is not None:
+            raise RuntimeError(f"the web server exited ({proc.returncode}); see artifacts/logs/web.log")
 
     def start_worker(self) -> None:
         self.start("worker", [str(VENV_BIN / "celery"), "-A", "virtdash", "worker", "--loglevel", "INFO",
                               "--concurrency", "2", "--hostname", f"test-{self.port}@%h", "--without-gossip",
-                              "--without-mingle"])
+                              "--without-mingle"], ready=" ready.")
 
     def start_watcher(self) -> None:
-        self.start("watcher", [str(VENV_BIN / "python"), "manage.py", "watch", "--sync-seconds", "0.5"])
+        self.start("watcher", [str(VENV_BIN / "python"), "manage.py", "watch", "--sync-seconds", "0.5"],
+                   ready="Watcher running.")
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
         proc = self.processes.pop(name, None)
