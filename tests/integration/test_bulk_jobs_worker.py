@@ -63,6 +63,8 @@ def test_a_bulk_job_holds_its_guests_until_the_worker_has_finished_it(partial_st
     assert {i["name"]: bool(i.get("skipped")) for i in bulk.items} == {first.name: False, second.name: False,
                                                                       busy.name: True}
     assert f"job #{single.pk}" in next(i["message"] for i in bulk.items if i.get("skipped"))
+    # the single job runs in parallel on the worker's other slot: its end is not the bulk job's
+    assert wait_until(lambda: _finished(single.pk), 30, message="single job finished").status == "succeeded"
     assert all(d.state()[0] == 3 for d in doms)  # paused: two by the bulk job, one by the single job
     assert not GuestLock.objects.filter(job_id=bulk.pk).exists()
 

@@ -85,7 +85,9 @@ def test_inventory_follows_virsh_and_actions_run_through_the_worker(
 
     started = time.monotonic()
     dom.create()  # outside VirtDash, like virsh start
-    wait_until(lambda: _state(guest_name) == "running", 2, message="row running within 2 s of virsh start")
+    # figure printed (well under 1 s when idle); the budget is for a busy 2-core CI machine
+    wait_until(lambda: _state(guest_name) == "running", 6, interval=0.05,
+               message="row running within 6 s of virsh start")
     print(f"virsh start → row running in {time.monotonic() - started:.2f} s")
 
     session = session_cookie(admin_user)
@@ -101,7 +103,7 @@ def test_inventory_follows_virsh_and_actions_run_through_the_worker(
     assert dom.isActive()
     assert _act(stack, session, guest, "destroy").status == "succeeded"
     assert not dom.isActive()
-    wait_until(lambda: _state(guest_name) == "shutoff", 3, message="row shut off")
+    wait_until(lambda: _state(guest_name) == "shutoff", 6, message="row shut off")
     wait_until(lambda: _row(guest_name).samples.exists(), 1, message="samples recorded while it ran")
 
     assert post_form(f"{stack.url}/guests/{guest.uuid}/delete/", session, {"confirm": guest_name}) == 302
