@@ -20,7 +20,7 @@ from django.utils import timezone
 from core import live
 from guests.choices import ACTIVE_STATES, GuestState, reason_text, state_from_libvirt
 from guests.models import Guest, GuestEvent
-from guests.services_migrate import moving_guests
+from guests.services_migrate import hands_off
 from hosts.models import Host
 from hosts.services import is_same_hypervisor
 from hosts.virt import domains, stats
@@ -159,14 +159,16 @@ def _claim_moved(host: Host, uuid: str, found: dict[str, Any], now) -> str | Non
 _FIELD_NAMES = {f.name for f in Guest._meta.get_fields() if getattr(f, "concrete", False)} - {"id", "host", "uuid"}
 
 
-def reconcile(host: Host, read: stats.HostRead) -> Changes:
-    """Make the host's Guest rows equal to one bulk read: (gone, new, current) by UUID."""
+def reconcile(host: Host, read: stats.HostRead, read_started=None) -> Changes:
+    """Make the host's Guest rows equal to one bulk read: (gone, new, current) by UUID.
+
+    `read_started`: when the read began (default: now); guests a migration moved since are left
+    alone this round (services_migrate.hands_off)."""
     now = timezone.now()
     changes = Changes()
     with transaction.atomic():
         rows = {g.uuid: g for g in _rows_for(host, read)}
-        moving = moving_guests()  # a running migration job re-reads these itself when it ends
-        held = moving_guests(settling=True)
+        held = hands_off(read_started or now)  # a migration job re-reads these itself when it ends
         gone = [uuid for uuid in rows if uuid not in read.domains and uuid not in held]
         if gone:
             Guest.objects.filter(host=host, uuid__in=gone).delete()
@@ -183,7 +185,7 @@ def reconcile(host: Host, read: stats.HostRead) -> Changes:
             if guest is not None:
                 if _apply(guest, found, now):
                     changes.updated.append(uuid)
-            elif uuid in moving:
+            elif uuid in held:
                 continue
             elif uuid in elsewhere:
                 if _claim_moved(host, uuid, found, now) == "moved":
@@ -245,18 +247,22 @@ def known_uuids(host: Host) -> set[str]:
 
 def resync(host: Host, *, full: bool = False, capacity: bool = False) -> tuple[stats.HostRead, Changes]:
     """One bulk read of the host and a reconcile; `full` re-reads every guest's XML."""
+    started = timezone.now()
     read = stats.read_host(host.uri, known=frozenset() if full else known_uuids(host), capacity=capacity)
-    return read, reconcile(host, read)
+    return read, reconcile(host, read, started)
 
 
 def refresh_guest(host: Host, uuid: str, event: str = "") -> Changes:
-    """Re-read one guest after an event; creates, updates, moves or removes its row."""
-    now = timezone.now()
+    """Re-read one guest after an event; creates, updates, moves or removes its row.
+
+    A guest a migration is moving, or moved since this read began, keeps its row where it is
+    (only updated), except in the migration job's own re-read (event "migrated")."""
+    started = timezone.now()
     changes = Changes()
     try:
         read = domains.read(host.uri, uuid)
     except GuestNotFound:
-        if uuid in moving_guests(settling=True):
+        if event != "migrated" and uuid in hands_off(started):
             return changes  # mid-migration: the job re-reads both hosts when it ends
         removed, _ = Guest.objects.filter(host=host, uuid=uuid).delete()
         if removed:
@@ -264,6 +270,7 @@ def refresh_guest(host: Host, uuid: str, event: str = "") -> Changes:
         _publish(host, changes)
         return changes
     found = _domain_read_fields(read)
+    now = timezone.now()
     with transaction.atomic():
         guest = Guest.objects.filter(host=host, uuid=uuid).first()
         if guest is not None:
@@ -271,8 +278,8 @@ def refresh_guest(host: Host, uuid: str, event: str = "") -> Changes:
                 _record_event(guest, "reboot", guest.state, now)
             if _apply(guest, found, now):
                 changes.updated.append(uuid)
-        elif uuid in moving_guests():
-            pass  # the incoming copy of a migration: the job moves the row when it ends
+        elif event != "migrated" and uuid in hands_off(started):
+            pass  # a copy seen mid-migration, or before it ended: the job moves the row itself
         elif (claimed := _claim_moved(host, uuid, found, now)) is not None:
             if claimed == "moved":
                 changes.moved.append(uuid)

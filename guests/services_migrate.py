@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
@@ -213,6 +214,22 @@ def moving_guests(*, settling: bool = False) -> set[str]:
     return {uuid for uuid, params in running if settling or not (params or {}).get("settling")}
 
 
+def hands_off(read_started) -> set[str]:
+    """UUIDs whose rows an inventory read begun at `read_started` must not delete, move or create.
+
+    Those a migration is moving or settling, and those a migration finished after the read began:
+    such a read may show the guest where it was (a source still listing it, a destination that did
+    not have it yet), and applying it after the job moved the row would move it back or delete it.
+    The next read is fresh. A margin covers clocks of processes on different machines.
+    """
+    recent = Job.objects.filter(kind=KIND, finished__gte=read_started - RECENT_MARGIN).values_list(
+        "guest_uuid", flat=True)
+    return moving_guests(settling=True) | set(recent)
+
+
+RECENT_MARGIN = timedelta(seconds=2)
+
+
 def _settle(job: Job) -> None:
     params = Job.objects.filter(pk=job.pk).values_list("params", flat=True).first() or {}
     Job.objects.filter(pk=job.pk).update(params={**params, "settling": True})
@@ -227,6 +244,7 @@ def sync_inventory(uuid: str, source: Host, dest: Host) -> None:
             inventory.refresh_guest(host, uuid, "migrated")
         except Exception:  # the watcher's events and reconcile will catch up
             log.warning("re-reading %s on %s failed", uuid, host.name, exc_info=True)
+            return  # without the destination's re-read, the source's could delete the row
 
 
 def _storage_refusal(name: str, place: migration.GuestPlace, dest: Host, live: bool, copy: bool) -> str:

@@ -217,3 +217,35 @@ def test_the_inventory_leaves_a_moving_guest_alone_until_the_job_settles(admin_u
     assert list(Guest.objects.filter(uuid=guest.uuid).values_list("pk", "host_id")) == [(guest.pk, source.pk)]
     services_migrate.sync_inventory(guest.uuid, source, dest)
     assert list(Guest.objects.filter(uuid=guest.uuid).values_list("pk", "host_id")) == [(guest.pk, dest.pk)]
+
+
+def test_reads_begun_before_a_migration_ended_do_not_move_the_row_back_or_delete_it(admin_user, hosts, conn):
+    """A bulk read takes time: one begun before the job finished may still show the guest on the
+    source, or not yet on the destination; applied afterwards it must leave the moved row alone."""
+    from django.utils import timezone
+
+    from guests import inventory
+    from hosts.virt import stats
+
+    source, dest = hosts
+    guest = Guest.objects.get(name=DISKLESS)
+    job = _job(admin_user, guest, dest)
+    Job.objects.filter(pk=job.pk).update(status="running")
+    started = timezone.now()
+    stale_source = stats.read_host(source.uri, known=frozenset())  # still lists the guest there
+    stale_dest = stats.read_host(dest.uri, known=frozenset())  # does not list it yet
+    conn(dest).createXML(conn(source).lookupByName(DISKLESS).XMLDesc(0), 0)
+    conn(source).lookupByName(DISKLESS).destroy()
+    conn(source).lookupByName(DISKLESS).undefine()
+    services_migrate._settle(job)
+    services_migrate.sync_inventory(guest.uuid, source, dest)
+    jobs.finish(Job.objects.get(pk=job.pk), "succeeded", "moved")
+    moved = [(guest.pk, dest.pk)]
+    assert list(Guest.objects.filter(uuid=guest.uuid).values_list("pk", "host_id")) == moved
+
+    inventory.reconcile(source, stale_source, started)
+    inventory.reconcile(dest, stale_dest, started)
+    assert list(Guest.objects.filter(uuid=guest.uuid).values_list("pk", "host_id")) == moved
+    inventory.resync(source, full=True)  # fresh reads converge as before
+    inventory.resync(dest, full=True)
+    assert list(Guest.objects.filter(uuid=guest.uuid).values_list("pk", "host_id")) == moved
