@@ -126,12 +126,13 @@ def explain(text: str) -> str:
     if match := _CHANGED.search(text):
         host = match.group(1) or match.group(2)
         return (f"SSH host key verification failed: the host key of {host} has changed and no longer "
-                f"matches {known_hosts}. If the host was reinstalled, replace its line there after checking the "
-                "new fingerprint; otherwise the connection may be intercepted.")
+                f"matches {known_hosts}. If the host was reinstalled, an admin can compare the new fingerprint "
+                "and replace the key (host page: Trust this host's key…); otherwise the connection may be "
+                "intercepted.")
     if match := _UNKNOWN.search(text):
         host = match.group(1) or "the host"
         return (f"SSH host key verification failed: no host key for {host} is known in {known_hosts}. "
-                "Add it there after checking its fingerprint (ssh-keyscan prints it).")
+                "An admin can check its fingerprint and trust it from the host page (Trust this host's key…).")
     if "Host key verification failed" in text:
         return f"SSH host key verification failed (the host's key is not the one in {known_hosts})."
     if "administratively prohibited" in text:
