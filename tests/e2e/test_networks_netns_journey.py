@@ -59,6 +59,7 @@ def lv(daemon):
 
 
 LEASE_POLL_SECONDS = 2
+LEASE_SLACK_SECONDS = 6
 
 
 @pytest.fixture
@@ -108,7 +109,10 @@ def test_an_operator_sees_a_real_guests_dhcp_lease_on_a_network_inside_a_namespa
     print(f"lease in libvirt {leased - booted:.1f} s after the boot: {lease}; "
           f"on the open page {shown - leased:.2f} s later")
     assert first <= ipaddress.IPv4Address(lease["ipaddr"]) <= last
-    assert shown - leased <= LEASE_POLL_SECONDS + 2.5, "the lease reached the page later than a poll allows"
+    # The watcher runs its hooks only after ~1 s without events and a failed read backs off: on a busy
+    # 2-core CI machine a poll plus 6 s (measured here: within a poll plus ~1 s; the figure is printed).
+    assert shown - leased <= LEASE_POLL_SECONDS + LEASE_SLACK_SECONDS, \
+        "the lease reached the page later than a poll allows"
     assert page.evaluate("window.vdNotReloaded === true")
     assert page.evaluate(f"window.vdHints.some((m) => m.data && m.data.leases && m.data.name === {name!r})")
 
