@@ -14,6 +14,7 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures shared with th
     partial_stack,
     scratch_pool,
     services,
+    sshd,
     stack,
 )
 from tests.stack import chromium_path

@@ -22,13 +22,6 @@ ssh_host = pytest.importorskip("tests.ssh_host")
 pytestmark = pytest.mark.skipif(not ssh_host.available(), reason="openssh-server is not installed")
 
 
-@pytest.fixture(scope="module")
-def sshd(services):
-    host = ssh_host.start()
-    yield host
-    host.stop()
-
-
 @pytest.fixture
 def defined_guest(services):
     """An inactive guest (never started): it enters the inventory once the watcher reaches the host."""

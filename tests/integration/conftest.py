@@ -118,3 +118,13 @@ def partial_stack(services, transactional_db):
     yield start
     for running in started:
         running.stop_all()
+
+
+@pytest.fixture(scope="module")
+def sshd(services):
+    """A private sshd on 127.0.0.1 in front of the local libvirtd, for qemu+ssh hosts (tests/ssh_host.py)."""
+    from tests import ssh_host
+
+    host = ssh_host.start()
+    yield host
+    host.stop()

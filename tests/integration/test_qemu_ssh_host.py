@@ -28,13 +28,6 @@ pytestmark = pytest.mark.skipif(not ssh_host.available(), reason="openssh-server
 
 
 @pytest.fixture(scope="module")
-def sshd(services):
-    host = ssh_host.start()
-    yield host
-    host.stop()
-
-
-@pytest.fixture(scope="module")
 def local_conn(services):
     import libvirt
 

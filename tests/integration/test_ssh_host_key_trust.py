@@ -24,13 +24,6 @@ ssh_host = pytest.importorskip("tests.ssh_host")
 pytestmark = pytest.mark.skipif(not ssh_host.available(), reason="openssh-server is not installed")
 
 
-@pytest.fixture(scope="module")
-def sshd(services):
-    host = ssh_host.start()
-    yield host
-    host.stop()
-
-
 @pytest.fixture
 def known_hosts(settings, sshd, tmp_path):
     settings.VIRTDASH_SSH_KEY = str(sshd.key)
