@@ -85,7 +85,7 @@ def test_an_admin_trusts_an_unknown_host_key_and_the_host_connects(page, sshd, d
         assert f"{name} is connected." in page.locator(".msg-success").inner_text()
         assert page.locator("[data-status=connected]").first.is_visible()
         assert page.locator("[data-field=trust-key]").count() == 0
-        wait_until(lambda: Guest.objects.filter(host=host, uuid=defined_guest.UUIDString()).exists(), 10,
+        wait_until(lambda: Guest.objects.filter(host=host, uuid=defined_guest.UUIDString()).exists(), 14,
                    message="the watcher's inventory of the host")
         reconnected = time.monotonic() - started
         kind, blob = (sshd.folder / "host.pub").read_text().split()[:2]
@@ -93,7 +93,7 @@ def test_an_admin_trusts_an_unknown_host_key_and_the_host_connects(page, sshd, d
         screenshot(page, "ssh-host-key-trusted-connected")
         print(f"\nhost key trusted: connected page and watcher inventory {reconnected:.1f} s after the click "
               "(the watcher's back-off had 16 s to run)")
-        assert reconnected < 8
+        assert reconnected < 12  # well inside the 16 s back-off: the nudge, not the retry (2.7 s measured)
     finally:
         running.stop_all()
 
