@@ -197,7 +197,18 @@ def in_thread(fn):
     import threading
 
     result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("value", fn()))
+
+    def run():
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # re-raised in the test's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    thread.join(30)
+    thread.join(60)
+    if thread.is_alive():
+        raise TimeoutError(f"{getattr(fn, '__name__', fn)} still running after 60 s")
+    if "error" in result:
+        raise result["error"]
     return result.get("value")
