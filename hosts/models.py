@@ -1,6 +1,7 @@
 from django.db import models
 
 from hosts.choices import HOST_STATUS_COLOURS, HostStatus
+from hosts.zones import validate_zone
 
 
 class Host(models.Model):
@@ -10,13 +11,19 @@ class Host(models.Model):
     `status_since` and `facts` are written only by the watcher and connection tests, so pages
     read them without touching libvirt. `facts` holds the last successful read (kept while the
     host is unreachable, with `facts_updated` telling its age). Removing a Host never touches
-    its guests in libvirt.
+    its guests in libvirt. `zone` is blank (the default zone) or a slug passing
+    `hosts.zones.validate_zone`; it picks the Celery queue of the host's jobs and which
+    `manage.py watch --zone` watches the host (hosts/zones.py).
     """
 
     name = models.CharField(max_length=64, unique=True)
     uri = models.CharField(max_length=512, unique=True, verbose_name="libvirt URI")
     description = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)
+    zone = models.CharField(
+        max_length=32, blank=True, default="", db_index=True, validators=[validate_zone],
+        help_text="Blank for the default zone. A zone's jobs run on Celery workers started with "
+                  "-Q zone.<zone>, and `manage.py watch --zone <zone>` watches its hosts.")
 
     status = models.CharField(max_length=16, choices=HostStatus.choices, default=HostStatus.UNKNOWN)
     status_since = models.DateTimeField(null=True, blank=True)
