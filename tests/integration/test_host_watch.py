@@ -20,6 +20,13 @@ def _nodeinfo() -> dict[str, str]:
 
 
 @pytest.fixture
+def short_call_timeout(monkeypatch):
+    """Libvirt calls of the stack's processes give up after 5 s (10 s by default): a watcher poll blocked
+    on the hung daemon then ends within the test's 15 s on a busy machine too (request it before `stack`)."""
+    monkeypatch.setenv("VIRTDASH_CALL_TIMEOUT", "5")
+
+
+@pytest.fixture
 def second_libvirtd(services):
     daemon = SecondLibvirtd("127.0.0.2").start()
     yield daemon
@@ -40,15 +47,18 @@ def test_local_host_facts_match_virsh_nodeinfo(stack, admin_user):
 def test_an_unreachable_host_is_reported_within_5_seconds_and_lists_stay_fast(stack, admin_user):
     started = time.monotonic()
     host = Host.objects.create(name="nowhere", uri="qemu+tcp://127.0.0.1:1/system")
-    wait_until(lambda: _status(host.pk) == "unreachable", 5, message="unreachable")
-    assert time.monotonic() - started < 5
+    wait_until(lambda: _status(host.pk) == "unreachable", 5, interval=0.05, message="unreachable")
+    took = time.monotonic() - started
+    print(f"unreachable host reported after {took:.2f} s (the watcher was ready before the host was added)")
+    assert took < 5
     assert "refused" in Host.objects.get(pk=host.pk).last_error.lower()
     cookie = session_cookie(admin_user)
     status, page = http_get(f"{stack.url}/hosts/", cookie, timeout=3)  # answers at once; figures in bench/
     assert status == 200 and "Unreachable" in page
 
 
-def test_a_hung_libvirtd_turns_unreachable_within_15_seconds_and_recovers(stack, admin_user, second_libvirtd):
+def test_a_hung_libvirtd_turns_unreachable_within_15_seconds_and_recovers(short_call_timeout, stack, admin_user,
+                                                                          second_libvirtd):
     host = Host.objects.create(name="second", uri=second_libvirtd.uri)
     wait_until(lambda: _status(host.pk) == "connected", 30, message="second host connected")
     cookie = session_cookie(admin_user)
@@ -65,6 +75,8 @@ def test_a_hung_libvirtd_turns_unreachable_within_15_seconds_and_recovers(stack,
         print(f"marked unreachable {took:.1f} s after SIGSTOP")
     finally:
         second_libvirtd.resume()
+    resumed = time.monotonic()
     wait_until(lambda: _status(host.pk) == "connected", 40, message="recovery after SIGCONT")
+    print(f"connected again {time.monotonic() - resumed:.1f} s after SIGCONT")
     status, page = http_get(f"{stack.url}/hosts/", cookie)
     assert status == 200 and "Connected" in page
