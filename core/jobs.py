@@ -18,6 +18,7 @@ from django.utils import timezone
 from core import audit, live
 from core.choices import AuditResult, JobStatus
 from core.models import GuestLock, Job
+from hosts import zones
 from hosts.virt.errors import VirtError
 
 log = logging.getLogger(__name__)
@@ -148,9 +149,18 @@ def skipped_item(name: str, uuid: str, holder: Job) -> dict:
             "message": f"busy — skipped (job #{holder.pk}, {holder.kind})"}
 
 
+def queue_for(job: Job) -> str | None:
+    """The Celery queue of the job: its host's zone queue (hosts/zones.py), None = the default queue."""
+    return zones.queue_for(job.host.zone) if job.host_id else None
+
+
 def enqueue(job: Job, task) -> None:
-    """Send the job's id to its Celery task once the row is committed."""
-    transaction.on_commit(lambda: task.delay(job.pk))
+    """Send the job's id to its Celery task once the row is committed, on its host zone's queue."""
+    queue = queue_for(job)
+    if queue is None:
+        transaction.on_commit(lambda: task.delay(job.pk))
+    else:
+        transaction.on_commit(lambda: task.apply_async((job.pk,), queue=queue))
 
 
 def _claim(job_id: int) -> Job | None:
@@ -211,6 +221,8 @@ def run(job_id: int, work: Callable[[Job, Report], str]) -> None:
 _DIED = ("The worker running this job stopped (crashed or was killed); the job did not finish. "
          "Check the guest's state and run the action again if needed.")
 _LOST = "No worker picked this job up (its queue message was lost, e.g. Redis restarted). Run it again."
+_LOST_IN_ZONE = ("No worker of zone {zone} picked this job up: is a Celery worker running with -Q {queue}? "
+                 "(Or its queue message was lost, e.g. Redis restarted.) Run it again.")
 
 
 def reap_stale(now=None) -> int:
@@ -224,9 +236,12 @@ def reap_stale(now=None) -> int:
     ]
     count = 0
     for status, condition, message in candidates:
-        for job in Job.objects.filter(status=status, **condition):
+        for job in Job.objects.filter(status=status, **condition).select_related("host"):
+            why = message
+            if status == JobStatus.QUEUED and (queue := queue_for(job)) is not None:
+                why = _LOST_IN_ZONE.format(zone=job.host.zone, queue=queue)
             updated = Job.objects.filter(pk=job.pk, status=status, **condition).update(
-                status=JobStatus.FAILED, finished=now, message=message)
+                status=JobStatus.FAILED, finished=now, message=why)
             if updated:
                 count += 1
                 release_locks(job)

@@ -2,17 +2,23 @@ from django import forms
 
 from hosts.models import Host
 from hosts.uri import InvalidHostURI, validate_uri
+from hosts.zones import validate_zone
 
 
 class HostForm(forms.ModelForm):
     class Meta:
         model = Host
-        fields = ["name", "uri", "description", "enabled"]
+        fields = ["name", "uri", "zone", "description", "enabled"]
         help_texts = {
             "uri": "qemu:///system for this machine; qemu+ssh://user@host/system for a remote host "
                    "(authenticates with the VirtDash service account's SSH key); test:///default for a demo.",
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_zone(self) -> str:
+        zone = self.cleaned_data["zone"].strip()
+        validate_zone(zone)  # the model validates too; here first, on the stripped value
+        return zone
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

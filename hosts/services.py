@@ -17,21 +17,24 @@ from hosts.virt import connections, facts
 from hosts.virt.errors import VirtError
 
 
-def create_host(actor, *, name: str, uri: str, description: str = "", enabled: bool = True) -> Host:
+def create_host(actor, *, name: str, uri: str, description: str = "", enabled: bool = True, zone: str = "") -> Host:
     with transaction.atomic():
-        host = Host.objects.create(name=name, uri=uri, description=description, enabled=enabled,
+        host = Host.objects.create(name=name, uri=uri, description=description, enabled=enabled, zone=zone,
                                    status=HostStatus.UNKNOWN if enabled else HostStatus.DISABLED)
         audit.record(actor, "host.add", host, detail=uri)
         live.publish(live.host_topics(host.pk), "host", {"id": host.pk})
     return host
 
 
-def update_host(actor, host: Host, *, name: str, uri: str, description: str, enabled: bool) -> Host:
+def update_host(actor, host: Host, *, name: str, uri: str, description: str, enabled: bool,
+                zone: str | None = None) -> Host:
+    """`zone` None keeps the host's zone. A new zone applies to jobs queued from now on."""
     old_uri = host.uri
-    changes = [f for f, new in (("name", name), ("uri", uri), ("description", description), ("enabled", enabled))
-               if getattr(host, f) != new]
+    zone = host.zone if zone is None else zone
+    changes = [f for f, new in (("name", name), ("uri", uri), ("description", description), ("enabled", enabled),
+                                ("zone", zone)) if getattr(host, f) != new]
     with transaction.atomic():
-        host.name, host.uri, host.description, host.enabled = name, uri, description, enabled
+        host.name, host.uri, host.description, host.enabled, host.zone = name, uri, description, enabled, zone
         if "uri" in changes or "enabled" in changes:
             host.status = HostStatus.UNKNOWN if enabled else HostStatus.DISABLED
             host.status_since = timezone.now()

@@ -149,10 +149,12 @@ class HostWatcher(threading.Thread):
 
 
 class Supervisor:
-    """Keeps one HostWatcher per enabled host, following additions, edits and removals."""
+    """Keeps one HostWatcher per enabled host in scope (hosts/watch_zones.py; None = every enabled
+    host), following additions, edits, zone changes and removals."""
 
-    def __init__(self):
+    def __init__(self, scope=None):
         self.watchers: dict[int, HostWatcher] = {}
+        self.scope = scope
         connections.add_close_listener(self._on_close)
 
     def _on_close(self, uri: str, reason: str) -> None:
@@ -161,7 +163,8 @@ class Supervisor:
                 watcher.connection_closed(reason)
 
     def sync(self) -> None:
-        wanted = {h.pk: h for h in Host.objects.filter(enabled=True)}
+        hosts = self.scope.hosts() if self.scope is not None else Host.objects.filter(enabled=True)
+        wanted = {h.pk: h for h in hosts}
         for pk, watcher in list(self.watchers.items()):
             host = wanted.get(pk)
             if host is None or host.uri != watcher.host.uri:
@@ -182,3 +185,5 @@ class Supervisor:
     def stop(self) -> None:
         for watcher in self.watchers.values():
             watcher.stop()
+        if self.scope is not None:
+            self.scope.release()

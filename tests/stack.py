@@ -128,10 +128,12 @@ class Stack:
         if proc.poll() is not None:
             raise RuntimeError(f"the web server exited ({proc.returncode}); see artifacts/logs/web.log")
 
-    def start_worker(self) -> None:
-        self.start("worker", [str(VENV_BIN / "celery"), "-A", "virtdash", "worker", "--loglevel", "INFO",
-                              "--concurrency", "2", "--hostname", f"test-{self.port}@%h", "--without-gossip",
-                              "--without-mingle"], ready=" ready.")
+    def start_worker(self, queues: list[str] | None = None, name: str = "worker") -> None:
+        """`queues`: only these Celery queues (`-Q`, e.g. a zone's "zone.z1"); `name`: the process and log name."""
+        node = f"test-{self.port}" if name == "worker" else f"test-{self.port}-{name}"
+        self.start(name, [str(VENV_BIN / "celery"), "-A", "virtdash", "worker", "--loglevel", "INFO",
+                          "--concurrency", "2", "--hostname", f"{node}@%h", "--without-gossip",
+                          "--without-mingle", *(["-Q", ",".join(queues)] if queues else [])], ready=" ready.")
 
     def start_watcher(self) -> None:
         self.start("watcher", [str(VENV_BIN / "python"), "manage.py", "watch", "--sync-seconds", "0.5"],
