@@ -217,13 +217,14 @@ def test_a_changed_or_unknown_host_key_is_refused_with_what_to_do(sshd, settings
 
     settings.VIRTDASH_SSH_KEY = str(sshd.key)
     (tmp_path / "empty").write_text("")
+    timeout = 20  # a refusal comes at once (< 1 s measured); one that waited for this would fail below
     for transport in ("ssh", "libssh", "libssh2"):
         uri = sshd.uri().replace("qemu+ssh:", f"qemu+{transport}:")
         settings.VIRTDASH_SSH_KNOWN_HOSTS = str(sshd.wrong_known_hosts)
         started = time.monotonic()
-        ok, message, _ = services.test_connection(uri, timeout=10)
+        ok, message, _ = services.test_connection(uri, timeout=timeout)
         elapsed = time.monotonic() - started
-        assert not ok and elapsed < 8
+        assert not ok and elapsed < timeout / 2, (elapsed, message)
         assert "SSH host key verification failed: the host key of " in message, message
         assert "has changed" in message and "@@@" not in message
         # Host.last_error shows this to viewers: the setting's name, never the service account's path.
@@ -231,12 +232,14 @@ def test_a_changed_or_unknown_host_key_is_refused_with_what_to_do(sshd, settings
         print(f"\n{transport}: changed host key refused after {elapsed:.1f} s: {message}")
 
         settings.VIRTDASH_SSH_KNOWN_HOSTS = str(tmp_path / "empty")
-        ok, message, _ = services.test_connection(uri, timeout=10)
+        ok, message, _ = services.test_connection(uri, timeout=timeout)
         assert not ok and "SSH host key verification failed: no host key for " in message, message
 
         settings.VIRTDASH_SSH_KNOWN_HOSTS = str(sshd.known_hosts)
-        ok, message, _ = services.test_connection(uri, timeout=10)
+        started = time.monotonic()
+        ok, message, _ = services.test_connection(uri, timeout=timeout)
         assert ok, message
+        print(f"{transport}: the right key connects in {time.monotonic() - started:.1f} s")
 
 
 @pytest.fixture
@@ -289,7 +292,9 @@ def test_an_ssh_port_that_never_answers_is_unreachable_within_the_connect_timeou
         started = time.monotonic()
         ok, message, _ = services.test_connection(f"qemu+ssh://root@127.0.0.1:{port}/system", timeout=3)
         elapsed = time.monotonic() - started
-        assert not ok and elapsed < 5 and "unreachable" in message, message
+        # VirtDash's own 3 s ended it (not ssh's ConnectTimeout): its message; a busy machine may add seconds
+        assert not ok and "unreachable" in message and "did not answer within 3 s" in message, message
+        assert elapsed < 3 + 5, elapsed
 
         def ssh_left() -> list[str]:
             out = subprocess.run(["ps", "-eww", "-o", "args="], capture_output=True, text=True).stdout
