@@ -21,7 +21,7 @@ from core.models import Job
 from guests.models import Guest
 from hosts.models import Host
 from tests.second_libvirtd import SecondLibvirtd
-from tests.stack import session_cookie, wait_for_port, wait_until
+from tests.stack import session_cookie, wait_until
 from virtdash.xml import Domain
 
 URI = "qemu:///system"
@@ -155,7 +155,7 @@ class RestartableLibvirtd(SecondLibvirtd):
                   f" && exec libvirtd -l -p {self.root / 'run' / 'libvirtd.pid'}")
         self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "bash", "-c", script],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_for_port(16509, timeout, host=self.address)
+        self.wait_listening(timeout)  # fails at once if it exits (an old daemon still on the port)
 
 
 @pytest.fixture
