@@ -18,7 +18,6 @@ from core.models import AuditEntry
 from guests.tasks import guest_action
 from hosts.models import Host
 from hosts.watch_zones import ADVERT_KEY, DUTY_KEY, ZoneScope, claim_duty
-from hosts.watcher import Supervisor
 
 
 @pytest.fixture
@@ -168,27 +167,6 @@ def test_a_watcher_without_zone_watches_everything_until_a_zone_watcher_runs(zon
     z1.release()  # a clean stop hands the zone back at once
     default.release()
     assert _names(everyone) == {"plain", "one", "two"}
-
-
-@pytest.mark.django_db(transaction=True)  # the host threads read the rows too
-def test_the_supervisor_follows_its_scope(zoned_hosts, clean_redis):
-    supervisor = Supervisor(ZoneScope(["z2"]))
-    started = []
-    try:
-        supervisor.sync()
-        started += supervisor.watchers.values()
-        assert {w.host.name for w in supervisor.watchers.values()} == {"two"}
-        Host.objects.filter(name="two").update(zone="z1")  # moved out of the zone: no longer watched here
-        Host.objects.filter(name="plain").update(zone="z2")
-        supervisor.sync()
-        started += supervisor.watchers.values()
-        assert {w.host.name for w in supervisor.watchers.values()} == {"plain"}
-    finally:
-        supervisor.stop()
-        for watcher in started:
-            watcher.join(10)
-        assert not any(w.is_alive() for w in started)
-    assert shared_redis.client().zcard(ADVERT_KEY) == 0  # released on stop
 
 
 def test_watch_refuses_a_bad_zone_before_watching_anything():
