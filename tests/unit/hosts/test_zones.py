@@ -115,6 +115,14 @@ def test_a_job_without_a_host_goes_to_the_default_queue(operator_user, broker, d
     assert _queued_job_ids(broker, "celery") == [job.pk]
 
 
+def test_a_queued_zone_jobs_page_says_which_worker_it_waits_for(admin_client, admin_user, test_host):
+    test_host.zone = "z1"
+    test_host.save()
+    job = jobs.create(admin_user, "guest.start", host=test_host)
+    page = admin_client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "zone z1: waits for a Celery worker started with <code>-Q zone.z1</code>" in page
+
+
 def test_a_zone_job_nobody_picked_up_says_which_worker_is_missing(operator_user, test_host):
     from datetime import timedelta
 
