@@ -301,7 +301,7 @@ def test_the_tier_survives_redis_being_down_and_serves_once_it_is_back(servers, 
                                "--appendonly", "no"], stdout=subprocess.DEVNULL)
     try:
         wait_for_port(redis_port, 10)
-        monkeypatch.setattr(tokens, "_sync", redis.Redis.from_url(url))
+        monkeypatch.setattr(shared_redis, "_client", redis.Redis.from_url(url))  # this process issues the token there
         with _open({"tier": tier_port}, _grant_token(host, plain, operator, vnc), servers) as ws:
             assert plain.name.encode() in _server_init(ws)
     finally:
