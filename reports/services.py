@@ -15,14 +15,17 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import reduce
+from operator import or_
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 
 from core.policy import global_role, visible_guests, visible_hosts
 from guests.allocated import memory_bytes
 from guests.choices import ACTIVE_STATES
 from guests.models import HostSample, Resolution
+from hosts.models import Host
 from reports import stats
 from reports.periods import Period
 from reports.series import (
@@ -126,16 +129,21 @@ _LATEST_FIELDS = ("host_id", "time", "cpus", "cpu_percent", "memory_total", "mem
 
 
 def latest_host_samples(host_ids: list[int]) -> dict[int, dict]:
-    """The newest sample of each host at any resolution: one query per resolution whatever the
-    number of hosts (a correlated subquery walking the (host, resolution, time) unique index)."""
+    """The newest sample of each host at any resolution, in two queries per resolution whatever the
+    number of hosts: the newest time per host (one index probe per host, correlated from Host, not
+    from every stored sample), then those rows."""
     best: dict[int, dict] = {}
     if not host_ids:
         return best
     for resolution in (Resolution.RAW, Resolution.FIVE_MINUTES, Resolution.HOUR):
-        newest = (HostSample.objects.filter(host_id=OuterRef("host_id"), resolution=resolution)
+        newest = (HostSample.objects.filter(host_id=OuterRef("pk"), resolution=resolution)
                   .order_by("-time").values("time")[:1])
-        rows = HostSample.objects.filter(host_id__in=host_ids, resolution=resolution, time=Subquery(newest))
-        for row in rows.values(*_LATEST_FIELDS):
+        times = [(pk, t) for pk, t in Host.objects.filter(pk__in=host_ids).annotate(t=Subquery(newest))
+                 .values_list("pk", "t") if t is not None]
+        if not times:
+            continue
+        which = reduce(or_, (Q(host_id=pk, time=t) for pk, t in times))
+        for row in HostSample.objects.filter(which, resolution=resolution).values(*_LATEST_FIELDS):
             known = best.get(row["host_id"])
             if known is None or row["time"] > known["time"]:
                 best[row["host_id"]] = row
