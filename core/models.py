@@ -57,6 +57,8 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created", "-id"]
+        # the inventory asks every round which migrations finished since its read began
+        indexes = [models.Index(fields=["kind", "finished"], name="job_kind_finished")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.target_name} ({self.status})"

@@ -220,10 +220,12 @@ def hands_off(read_started) -> set[str]:
     Those a migration is moving or settling, and those a migration finished after the read began:
     such a read may show the guest where it was (a source still listing it, a destination that did
     not have it yet), and applying it after the job moved the row would move it back or delete it.
-    The next read is fresh. A margin covers clocks of processes on different machines.
+    The next read is fresh. Only jobs that ran (they settle when they end, whatever the outcome)
+    count, not ones cancelled before they started. The margin covers the clocks of a watcher and a
+    worker on different machines (keep them NTP-synchronised).
     """
-    recent = Job.objects.filter(kind=KIND, finished__gte=read_started - RECENT_MARGIN).values_list(
-        "guest_uuid", flat=True)
+    recent = Job.objects.filter(kind=KIND, finished__gte=read_started - RECENT_MARGIN,
+                                params__settling=True).values_list("guest_uuid", flat=True)
     return moving_guests(settling=True) | set(recent)
 
 
