@@ -127,12 +127,12 @@ def explain(text: str) -> str:
         host = match.group(1) or match.group(2)
         return (f"SSH host key verification failed: the host key of {host} has changed and no longer "
                 f"matches {known_hosts}. If the host was reinstalled, an admin can compare the new fingerprint "
-                "and replace the key (host page: Trust this host's key…); otherwise the connection may be "
+                "and replace the key from the host page; otherwise the connection may be "
                 "intercepted.")
     if match := _UNKNOWN.search(text):
         host = match.group(1) or "the host"
         return (f"SSH host key verification failed: no host key for {host} is known in {known_hosts}. "
-                "An admin can check its fingerprint and trust it from the host page (Trust this host's key…).")
+                "An admin can check its fingerprint and trust it from the host page.")
     if "Host key verification failed" in text:
         return f"SSH host key verification failed (the host's key is not the one in {known_hosts})."
     if "administratively prohibited" in text:
