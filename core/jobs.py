@@ -91,7 +91,7 @@ def _take_locks(job: Job, guests) -> dict[str, Job]:
     for other in Job.objects.filter(guest_uuid__in=[u for u in uuids if u not in holders],
                                     status__in=UNFINISHED).exclude(pk=job.pk):
         holders.setdefault(other.guest_uuid, other)  # rows older than locks: the job itself holds it
-    free = [u for u in dict.fromkeys(uuids) if u not in holders]
+    free = sorted(u for u in set(uuids) if u not in holders)  # one order for every job: no lock-order deadlock
     GuestLock.objects.filter(guest_uuid__in=free).exclude(job__status__in=UNFINISHED).delete()  # stale
     try:
         with transaction.atomic():

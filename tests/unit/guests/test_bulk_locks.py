@@ -161,3 +161,22 @@ def test_locking_a_bulk_jobs_guests_costs_the_same_few_queries_for_ten_or_two_hu
         assert GuestLock.objects.filter(job=bulk).count() == len(guests) - 1
     assert counts[0] == counts[1], counts
     assert [i["message"] for i in bulk.items] == [f"busy — skipped (job #{busy.pk}, guest.suspend)"]
+
+
+def test_a_lock_taken_by_a_racing_job_between_read_and_insert_makes_that_guest_a_skipped_item(
+        admin_user, synced, monkeypatch):
+    """The batched insert loses the race on one guest: it falls back to one guest at a time."""
+    alpha, beta, gamma = _guests(synced)
+    racer = Job.objects.create(kind="guest.suspend", guest_uuid=beta.uuid, target_name=beta.name)
+    original = GuestLock.objects.bulk_create
+
+    def racing_bulk_create(objs, *args, **kwargs):
+        monkeypatch.setattr(GuestLock.objects, "bulk_create", original)
+        GuestLock.objects.create(guest_uuid=beta.uuid, job=racer)  # the other job commits first
+        return original(objs, *args, **kwargs)
+
+    monkeypatch.setattr(GuestLock.objects, "bulk_create", racing_bulk_create)
+    bulk = jobs.create(admin_user, "guest.bulk-destroy", guests=[alpha, beta, gamma], target_name="3 guests")
+    assert set(GuestLock.objects.filter(job=bulk).values_list("guest_uuid", flat=True)) == {alpha.uuid, gamma.uuid}
+    assert [i["name"] for i in bulk.items] == [beta.name]
+    assert f"job #{racer.pk}" in bulk.items[0]["message"]
