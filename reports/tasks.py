@@ -21,14 +21,17 @@ def send_capacity_report(user_id: int, recipients: list[str], period: str = "wee
     return email.send(user, period_from({"period": period}), recipients)
 
 
-@shared_task(name="reports.scheduled_capacity_report", bind=True, ignore_result=True, time_limit=300)
+REPORT_TIME_LIMIT = 300
+
+
+@shared_task(name="reports.scheduled_capacity_report", bind=True, ignore_result=True, time_limit=REPORT_TIME_LIMIT)
 def scheduled_capacity_report(self) -> int:
     """What Celery beat runs on VIRTDASH_REPORT_SCHEDULE: the report as VIRTDASH_REPORT_AS_USER sees it,
     to VIRTDASH_REPORT_RECIPIENTS. A missing or disabled user sends nothing and says so in the log.
 
     Tasks are acknowledged late, so a worker that dies after the mail went out gets the same
-    message (same id) delivered again: a delivery already marked sent is skipped, and one marked
-    only "sending" (the worker died during the SMTP exchange) is sent again, with a warning."""
+    message (same id) delivered again: a delivery already sent, or still being sent, is skipped
+    (reports/once.py); one whose attempt died before it finished is sent again."""
     username = settings.VIRTDASH_REPORT_AS_USER
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
@@ -38,7 +41,7 @@ def scheduled_capacity_report(self) -> int:
     if not recipients:
         log.warning("scheduled capacity report not sent: VIRTDASH_REPORT_RECIPIENTS is empty")
         return 0
-    delivery = once.Delivery("scheduled-report", self.request.id)
+    delivery = once.Delivery("scheduled-report", self.request.id, REPORT_TIME_LIMIT)
     if delivery.done():
         log.info("scheduled capacity report %s was already sent; not sending it twice", self.request.id)
         return 0

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,29 @@ def test_a_redelivered_report_task_does_not_send_the_mail_twice(small_seed, repo
     assert len(mail.outbox) == 1
     scheduled_capacity_report.apply(task_id=task_id + "-next")  # the next scheduled run still sends
     assert len(mail.outbox) == 2
+
+
+def test_a_redelivery_during_the_first_attempt_is_skipped_and_one_after_a_dead_attempt_sends(
+        small_seed, report_settings):
+    from core import shared_redis
+    from reports.tasks import REPORT_TIME_LIMIT
+
+    task_id = f"vdtest-inflight-{os.getpid()}"
+    key = f"virtdash:once:scheduled-report:{task_id}"
+    shared_redis.client().set(key, f"started:{time.time() - 5:.0f}")  # an attempt 5 s ago, still running
+    scheduled_capacity_report.apply(task_id=task_id)
+    assert not mail.outbox
+    shared_redis.client().set(key, f"started:{time.time() - REPORT_TIME_LIMIT - 5:.0f}")  # that attempt died
+    scheduled_capacity_report.apply(task_id=task_id)
+    assert len(mail.outbox) == 1
+    assert shared_redis.client().get(key) == b"done"
+
+
+def test_the_report_is_sent_when_redis_cannot_say_whether_it_was(small_seed, report_settings, monkeypatch):
+    import redis
+
+    from core import shared_redis
+
+    monkeypatch.setattr(shared_redis, "_client", redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1))
+    scheduled_capacity_report.apply(task_id=f"vdtest-noredis-{os.getpid()}")
+    assert len(mail.outbox) == 1
