@@ -208,3 +208,72 @@ def test_of_many_watchers_racing_for_a_round_exactly_one_wins(clean_redis):
     for thread in threads:
         thread.join(10)
     assert len(won) == 1
+
+
+# ------------------------------------------------------------------ watcher: Redis failing
+
+
+@pytest.fixture
+def redis_down():
+    """`.down()` makes this process's Redis client fail (a real client of a port nothing listens on);
+    `.back()` (and the teardown) restores it."""
+    from tests.stack import free_port
+
+    real = shared_redis.client()
+
+    class Switch:
+        def down(self):
+            shared_redis._client = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0",
+                                                        socket_connect_timeout=0.5)
+
+        def back(self):
+            shared_redis._client = real
+
+    switch = Switch()
+    yield switch
+    switch.back()
+
+
+def test_while_redis_fails_a_watcher_without_zone_keeps_leaving_the_last_read_zones_alone(
+        zoned_hosts, clean_redis, redis_down, caplog):
+    everyone = ZoneScope(None, ttl=0.5)
+    z1 = ZoneScope(["z1"], ttl=0.5)
+    z1.hosts()
+    assert _names(everyone) == {"plain", "two"}
+    redis_down.down()
+    caplog.clear()
+    for _ in range(3):  # rounds within 3 × ttl of the last read: z1 stays its own watcher's
+        assert _names(everyone) == {"plain", "two"}
+    assert caplog.text.count("Redis unavailable for the watcher's zones") == 1  # logged once, not per round
+    assert "leaving zone(s) z1 to their watchers as last read, for up to 1.5 s" in caplog.text
+
+    time.sleep(1.6)  # 3 × ttl without a successful read: it may have been a dead z1 watcher; watch everything
+    assert _names(everyone) == {"plain", "one", "two"}
+    assert _names(everyone) == {"plain", "one", "two"}
+    assert caplog.text.count("watching every zone meanwhile") == 1
+    redis_down.back()
+    z1.hosts()  # z1's watcher still alive: it advertises again, the hand-over resumes
+    assert _names(everyone) == {"plain", "two"}
+    assert "Redis reachable again for the watcher's zones" in caplog.text
+
+
+def test_when_redis_answers_again_the_zones_of_the_last_read_stay_left_alone_for_one_ttl(
+        zoned_hosts, clean_redis, redis_down):
+    """After an outage longer than the adverts' time to live the central watcher may read before the zone
+    watcher re-advertised: it must not take the zone for that round."""
+    everyone = ZoneScope(None, ttl=0.5)
+    z1 = ZoneScope(["z1"], ttl=0.5)
+    z1.hosts()
+    assert _names(everyone) == {"plain", "two"}
+    redis_down.down()
+    time.sleep(0.6)  # z1's advert expires meanwhile (it cannot renew it)
+    assert _names(everyone) == {"plain", "two"}
+    redis_down.back()
+    assert _names(everyone) == {"plain", "two"}  # read first, before z1's next round: still left alone
+    time.sleep(0.6)  # one ttl later without z1 advertising: its watcher is gone, the zone comes back
+    assert _names(everyone) == {"plain", "one", "two"}
+
+
+def test_a_watcher_without_zone_that_never_read_redis_watches_everything(zoned_hosts, clean_redis, redis_down):
+    redis_down.down()
+    assert _names(ZoneScope(None, ttl=0.5)) == {"plain", "one", "two"}
