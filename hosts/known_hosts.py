@@ -18,7 +18,6 @@ import fcntl
 import hashlib
 import hmac
 import os
-import pwd
 import re
 import tempfile
 from collections.abc import Iterator
@@ -26,9 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.conf import settings
-
 from hosts.ssh_keys import HostKey, Target, parse_key
+from hosts.virt import ssh
 
 
 class Conflict(Exception):
@@ -43,10 +41,9 @@ class Line:
 
 
 def path() -> Path:
-    """The file ssh checks for VirtDash's connections (see hosts/virt/ssh.py)."""
-    if settings.VIRTDASH_SSH_KNOWN_HOSTS:
-        return Path(settings.VIRTDASH_SSH_KNOWN_HOSTS)
-    return Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ssh" / "known_hosts"
+    """The file ssh checks for VirtDash's connections (resolved in hosts/virt/ssh.py, which hands
+    the same file to libvirt's libssh/libssh2 transports)."""
+    return ssh.known_hosts_path()
 
 
 def parse_line(text: str) -> Line | None:
@@ -93,9 +90,10 @@ def names_match(names: str, pattern: str) -> bool:
 
 
 def read_lines(file: Path | None = None) -> list[str]:
+    """The file's lines ([] when it, or its folder, does not exist); other OSErrors are raised."""
     try:
         return (file or path()).read_text(errors="replace").splitlines()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
 
 

@@ -9,6 +9,10 @@ The config holds the same options as the console tunnel (consoles/tunnel.py): no
 and VIRTDASH_SSH_KEY / VIRTDASH_SSH_KNOWN_HOSTS when set; it then includes the service
 account's own ~/.ssh/config and the system's, so ProxyJump and the like still apply (ssh takes
 the first value it reads for each option, so ours win).
+
+qemu+libssh/libssh2 URIs (libvirt's in-process transports) always get `known_hosts=<the file
+VirtDash uses>` (known_hosts_path()): without it libvirt would read ~/.config/libvirt/known_hosts,
+a file the trust page (hosts/known_hosts.py) never writes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pwd
 import re
 import tempfile
 from pathlib import Path
@@ -30,6 +35,19 @@ WRAPPER = """#!/bin/sh
 # Written by VirtDash (hosts/virt/ssh.py): libvirt runs this instead of ssh for qemu+ssh hosts.
 exec ssh -F "${0%/*}/ssh_config" "$@"
 """
+
+
+def home() -> Path:
+    """The passwd home of the account running VirtDash (where ssh itself looks, whatever $HOME says)."""
+    return Path(pwd.getpwuid(os.getuid()).pw_dir)
+
+
+def known_hosts_path() -> Path:
+    """The known_hosts VirtDash's ssh connections check and its trust page writes:
+    VIRTDASH_SSH_KNOWN_HOSTS when set, else ~/.ssh/known_hosts of the account running VirtDash."""
+    if settings.VIRTDASH_SSH_KNOWN_HOSTS:
+        return Path(settings.VIRTDASH_SSH_KNOWN_HOSTS)
+    return home() / ".ssh" / "known_hosts"
 
 
 def _quoted(path: str) -> str:
@@ -87,14 +105,15 @@ def _query(query: list[tuple[str, str]]) -> str:
 
 def connect_uri(uri: str) -> str:
     """The URI to hand to libvirt for `uri` (a validated host URI): ssh ones get our wrapper,
-    libssh/libssh2 ones (in-process, they take the files as parameters) our key and known_hosts."""
+    libssh/libssh2 ones (in-process, they take the files as parameters) our key and, always, the
+    known_hosts VirtDash writes (known_hosts_path(): libvirt's own default is another file)."""
     parts = urlsplit(uri)
     transport = parts.scheme.partition("+")[2]
     if transport in LIBSSH_TRANSPORTS:
         query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
                  if k not in ("keyfile", "known_hosts")]
         query += [(k, v) for k, v in (("keyfile", settings.VIRTDASH_SSH_KEY),
-                                      ("known_hosts", settings.VIRTDASH_SSH_KNOWN_HOSTS)) if v]
+                                      ("known_hosts", str(known_hosts_path()))) if v]
         return urlunsplit(parts._replace(query=_query(query)))
     if transport not in SSH_TRANSPORTS:
         return uri

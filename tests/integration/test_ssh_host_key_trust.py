@@ -59,7 +59,8 @@ def test_a_changed_key_is_replaced_only_after_the_admin_types_the_host_name(admi
     url = f"/hosts/{host.pk}/ssh-host-key/"
     assert f'href="{url}"' in admin_client.get(f"/hosts/{host.pk}/").content.decode()
 
-    page = admin_client.get(url).content.decode()
+    assert 'data-state="not-scanned"' in admin_client.get(url).content.decode()  # a GET scans nothing
+    page = admin_client.post(url, {"action": "scan"}).content.decode()
     new, old = _fingerprint(sshd.folder / "host.pub"), _fingerprint(sshd.folder / "other.pub")
     assert 'data-state="changed"' in page and "Warning: the host key of" in page
     assert _shown(page, "fingerprint") == [new] and _shown(page, "old-fingerprint") == [old]
@@ -72,6 +73,7 @@ def test_a_changed_key_is_replaced_only_after_the_admin_types_the_host_name(admi
                           ({"fingerprint": old, "confirm": "127.0.0.1"}, "now offers other keys")):
         response = admin_client.post(url, data, follow=True)
         assert refusal in response.content.decode(), data
+        assert _shown(response.content.decode(), "fingerprint") == [new]  # the keys scanned while refusing
         assert known_hosts.read_bytes() == before
     assert AuditEntry.objects.filter(action="host.ssh_key.trust", result="failed").count() == 3
 
@@ -83,11 +85,14 @@ def test_a_changed_key_is_replaced_only_after_the_admin_types_the_host_name(admi
     assert _find(known_hosts, "kvm9.example.com")  # the other host's hashed line is kept
     assert stat.S_IMODE(known_hosts.stat().st_mode) == 0o644  # an existing file keeps its mode
     page = admin_client.get(f"/hosts/{host.pk}/").content.decode()
-    assert f"Replaced the key of {pattern}" in page and "kvm-ssh is connected." in page
+    assert f"Replaced the key of {pattern}" in page and "kvm-ssh is connected from this server." in page
+    assert f"This updated {known_hosts} on this server only; machines that also reach this host" in page
     host.refresh_from_db()
     assert host.status == "connected" and host.last_error == "" and host.facts["hypervisor"] == "QEMU"
     entry = AuditEntry.objects.get(action="host.ssh_key.trust", result="ok")
     assert entry.target_id == str(host.pk) and f"trusted ssh-ed25519 {new}; replaced ssh-ed25519 {old}" in entry.detail
+    scans = AuditEntry.objects.filter(action="host.ssh_key.scan", result="ok", target_id=str(host.pk))
+    assert scans.count() == 1 and f"offers ssh-ed25519 {new} (changed)" in scans.get().detail
     assert 'data-field="trust-key"' not in page
 
 
@@ -101,6 +106,8 @@ def test_the_add_form_offers_to_trust_an_unknown_key_and_comes_back_filled_in(ad
     assert link.startswith("/hosts/ssh-host-key/?uri=") and link.endswith("&name=kvm-new")
 
     page = admin_client.get(link).content.decode()
+    assert 'data-state="not-scanned"' in page and 'name="fingerprint"' not in page
+    page = admin_client.post("/hosts/ssh-host-key/", {"action": "scan", "uri": uri, "name": "kvm-new"}).content.decode()
     fingerprint = _fingerprint(sshd.folder / "host.pub")
     assert 'data-state="unknown"' in page and _shown(page, "fingerprint") == [fingerprint]
     assert "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub" in page and 'name="confirm"' not in page
@@ -123,17 +130,70 @@ def test_the_add_form_offers_to_trust_an_unknown_key_and_comes_back_filled_in(ad
         assert ok, (transport, message)
 
     # The page again: the key is trusted now, nothing to accept.
-    page = admin_client.get(link).content.decode()
+    page = admin_client.post("/hosts/ssh-host-key/", {"action": "scan", "uri": uri, "name": "kvm-new"}).content.decode()
     assert 'data-state="trusted"' in page and 'name="fingerprint"' not in page
 
 
 def test_trusting_the_key_of_a_disabled_host_does_not_connect_it(admin_client, sshd, known_hosts):
     host = Host.objects.create(name="kvm-off", uri=sshd.uri(), enabled=False, status="disabled")
     url = f"/hosts/{host.pk}/ssh-host-key/"
-    page = admin_client.get(url).content.decode()
+    page = admin_client.post(url, {"action": "scan"}).content.decode()
     assert 'data-state="unknown"' in page
     response = admin_client.post(url, {"fingerprint": _shown(page, "fingerprint")}, follow=True)
     assert "kvm-off is disabled: enable it to connect." in response.content.decode()
     assert f"[127.0.0.1]:{sshd.port} ssh-ed25519 " in known_hosts.read_text()
     host.refresh_from_db()
     assert host.status == "disabled"
+
+
+def test_without_the_setting_libssh_transports_read_the_known_hosts_the_page_wrote(admin_client, sshd, settings,
+                                                                                   monkeypatch, tmp_path):
+    """VIRTDASH_SSH_KNOWN_HOSTS unset: the page writes ~/.ssh/known_hosts of the service account, and
+    qemu+libssh/libssh2 (whose own default is ~/.config/libvirt/known_hosts) are handed that file.
+    ~ is a tmp folder here (hosts.virt.ssh.home, and $HOME), never root's real ~/.ssh or ~/.config."""
+    from hosts.virt import ssh
+
+    home = tmp_path / "home"
+    monkeypatch.setattr(ssh, "home", lambda: home)
+    monkeypatch.setenv("HOME", str(home))
+    settings.VIRTDASH_SSH_KEY, settings.VIRTDASH_SSH_KNOWN_HOSTS = str(sshd.key), ""
+    file = home / ".ssh" / "known_hosts"
+    uris = [sshd.uri().replace("qemu+ssh:", f"qemu+{transport}:") for transport in ("libssh2", "libssh")]
+    for uri in uris:
+        ok, message, _ = services.test_connection(uri, timeout=10)
+        assert not ok and "SSH host key verification failed" in message, (uri, message)
+
+    page = admin_client.post("/hosts/ssh-host-key/", {"action": "scan", "uri": uris[0], "name": "kvm-lib"})
+    page = page.content.decode()
+    assert 'data-state="unknown"' in page and f"{file} <span" in page
+    response = admin_client.post("/hosts/ssh-host-key/", {"fingerprint": _shown(page, "fingerprint"),
+                                                          "uri": uris[0], "name": "kvm-lib"}, follow=True)
+    assert "From this server: Connected: QEMU" in response.content.decode()
+    assert f"[127.0.0.1]:{sshd.port} ssh-ed25519 " in file.read_text()
+    assert stat.S_IMODE((home / ".ssh").stat().st_mode) == 0o700
+    for uri in uris:
+        ok, message, _ = services.test_connection(uri, timeout=10)
+        assert ok, (uri, message)
+    assert not (home / ".config" / "libvirt" / "known_hosts").exists()
+
+
+def test_a_known_hosts_that_cannot_be_written_is_refused_clearly_and_audited(admin_client, sshd, known_hosts,
+                                                                             settings, tmp_path):
+    """An OSError while writing (here: the file's folder is a regular file; root ignores chmod) is
+    no 500: the admin reads why, the scanned keys stay on the page, the audit log has the failure."""
+    (tmp_path / "not-a-folder").write_text("")
+    settings.VIRTDASH_SSH_KNOWN_HOSTS = str(tmp_path / "not-a-folder" / "known_hosts")
+    host = Host.objects.create(name="kvm-ro", uri=sshd.uri())
+    url = f"/hosts/{host.pk}/ssh-host-key/"
+    page = admin_client.post(url, {"action": "scan"}).content.decode()
+    assert 'data-state="unknown"' in page
+    response = admin_client.post(url, {"fingerprint": _shown(page, "fingerprint")})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert (f"Nothing was trusted: VirtDash cannot write {tmp_path}/not-a-folder/known_hosts (Not a directory)."
+            in page)
+    assert _shown(page, "fingerprint") == [_fingerprint(sshd.folder / "host.pub")]
+    entry = AuditEntry.objects.get(action="host.ssh_key.trust")
+    assert entry.result == "failed" and entry.target_id == str(host.pk)
+    assert entry.detail.endswith("known_hosts: Not a directory")
+    assert (tmp_path / "not-a-folder").read_text() == ""

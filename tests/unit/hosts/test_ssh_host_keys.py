@@ -118,6 +118,31 @@ def test_without_the_setting_the_file_is_in_the_service_accounts_home(settings):
     assert known_hosts.path() == Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ssh" / "known_hosts"
 
 
+@pytest.mark.parametrize("setting", ["", None, "/srv/virtdash/known_hosts"])
+def test_libssh_transports_always_get_the_file_the_trust_page_writes(settings, setting):
+    """Without known_hosts= libvirt's libssh/libssh2 read ~/.config/libvirt/known_hosts instead."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from hosts.virt import ssh
+
+    settings.VIRTDASH_SSH_KNOWN_HOSTS, settings.VIRTDASH_SSH_KEY = setting, ""
+    for transport in ("libssh", "libssh2"):
+        uri = ssh.connect_uri(f"qemu+{transport}://root@kvm1/system?known_hosts=/elsewhere")
+        assert parse_qs(urlsplit(uri).query) == {"known_hosts": [str(known_hosts.path())]}
+    assert ssh.known_hosts_path() == known_hosts.path()
+
+
+def test_a_known_hosts_that_cannot_be_written_raises_oserror_and_is_left_as_it_was(settings, tmp_path):
+    key = _keygen(tmp_path, "key", "ed25519")
+    (tmp_path / "a-file").write_text("not a folder\n")
+    settings.VIRTDASH_SSH_KNOWN_HOSTS = str(tmp_path / "a-file" / "known_hosts")  # root ignores chmod, not this
+    assert known_hosts.read_lines() == [] and known_hosts.keys_for(Target("10.0.0.5", 22)) == []
+    with pytest.raises(OSError) as raised:
+        known_hosts.trust(Target("10.0.0.5", 22), [key], replace=False)
+    assert raised.value.strerror == "Not a directory"
+    assert (tmp_path / "a-file").read_text() == "not a folder\n"
+
+
 def test_another_key_for_the_host_is_a_conflict_unless_replacing(tmp_path):
     old, new = _keygen(tmp_path, "old", "ed25519"), _keygen(tmp_path, "new", "ed25519")
     file = Path(known_hosts.path())
