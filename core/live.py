@@ -13,7 +13,7 @@ import re
 import threading
 import time
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -83,31 +83,41 @@ _merger = _Merger()
 
 def _send(topic: str, event: str, data: dict, *, count: int = 1, events: list[str] | None = None,
           items: list[dict] | None = None) -> None:
+    """Number the hint and send it. From a thread whose event loop is running (async code that
+    saved a model) both steps are scheduled on that loop: async_to_sync refuses to block a running
+    loop, and the numbering's Redis call must not block it either."""
     layer = get_channel_layer()
     if layer is None:
         return
     group = group_name(topic)
     try:
-        seq = _take_seqs(group, count)
-        message = {"type": "live.message", "topic": topic, "seq": seq, "event": event, "data": data}
-        if count > 1:  # the data of every merged hint goes along for the consumers' per-user filters
-            message.update(first=seq - count + 1, events=events or [event], items=items)
-        _group_send(layer, group, message)
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        task = loop.create_task(_send_async(layer, group, topic, event, data, count, events, items))
+        _pending.add(task)
+        task.add_done_callback(_sent)
+        return
+    try:
+        async_to_sync(layer.group_send)(group, _message(topic, _take_seqs(group, count), event, data, count,
+                                                        events, items))
     except Exception as exc:  # Redis down: clients resync when it is back
         log.warning("live update to %s failed: %s", topic, exc)
 
 
-def _group_send(layer, group: str, message: dict) -> None:
-    """Send from sync code; from a thread whose event loop is running (async code that saved a
-    model), schedule it on that loop instead: async_to_sync refuses to block a running loop."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        async_to_sync(layer.group_send)(group, message)
-        return
-    task = loop.create_task(layer.group_send(group, message))
-    _pending.add(task)
-    task.add_done_callback(_sent)
+def _message(topic: str, seq: int, event: str, data: dict, count: int, events: list[str] | None,
+             items: list[dict] | None) -> dict:
+    message = {"type": "live.message", "topic": topic, "seq": seq, "event": event, "data": data}
+    if count > 1:  # the data of every merged hint goes along for the consumers' per-user filters
+        message.update(first=seq - count + 1, events=events or [event], items=items)
+    return message
+
+
+async def _send_async(layer, group: str, topic: str, event: str, data: dict, count: int,
+                      events: list[str] | None, items: list[dict] | None) -> None:
+    seq = await sync_to_async(_take_seqs, thread_sensitive=False)(group, count)
+    await layer.group_send(group, _message(topic, seq, event, data, count, events, items))
 
 
 _pending: set = set()  # the loop keeps only weak references to tasks
