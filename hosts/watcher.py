@@ -12,10 +12,12 @@ import logging
 import queue
 import threading
 import time
+from datetime import datetime
 from typing import Protocol
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 
 from hosts import services
 from hosts.choices import HostStatus
@@ -63,6 +65,8 @@ class HostWatcher(threading.Thread):
         self.conn = None
         self.callback_ids: list[int] = []
         self.failures = 0
+        self.failed_at: datetime | None = None  # this watcher's last failure (timezone.now())
+        self._nudged_for: datetime | None = None  # the status_since that last ended a back-off early
 
     def stop(self) -> None:
         self.stopping.set()
@@ -71,6 +75,19 @@ class HostWatcher(threading.Thread):
 
     def connection_closed(self, reason: str) -> None:
         self.inbox.put(("closed", reason))
+
+    def nudge(self, status: str, status_since: datetime | None) -> bool:
+        """The host row says another process reached the host (a connection test, a trusted SSH host key):
+        end the back-off now instead of waiting for it. Only for a Connected written *after* this
+        watcher's own last failure, and once per such write: a watcher that cannot reach a host another
+        watcher reaches (a zone's own watcher during a hand-over) must not retry, and write Unreachable,
+        every round the other writes Connected. True when it nudged."""
+        if (not self.failures or status != HostStatus.CONNECTED or status_since is None or self.failed_at is None
+                or status_since <= self.failed_at or status_since == self._nudged_for):
+            return False
+        self._nudged_for = status_since
+        self.retry_now.set()
+        return True
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -89,6 +106,9 @@ class HostWatcher(threading.Thread):
         self._unsubscribe()
 
     def _connect(self) -> None:
+        self.retry_now.clear()  # a nudge from before this attempt is used up by it; one during it ends the next wait
+        if self.stopping.is_set():
+            self.retry_now.set()  # stop() raced with the clear: its wake-up must not be lost
         self.conn = connections.connection(self.host.uri, force=True)
         self.callback_ids = connections.run_with_timeout(
             lambda: events.subscribe(self.conn, lambda ev: self.inbox.put(("event", ev))),
@@ -121,6 +141,7 @@ class HostWatcher(threading.Thread):
             _run_hooks("on_tick", self.host)
 
     def _mark_down(self, reason: str) -> None:
+        self.failed_at = timezone.now()
         self._unsubscribe()
         connections.drop(self.host.uri, reason)
         services.record_status(self.host, ok=False, error=reason)
@@ -128,8 +149,8 @@ class HostWatcher(threading.Thread):
         self.failures += 1
         delay = min(30, 2 ** min(self.failures - 1, 5))
         log.warning("%s unreachable (%s); retrying in %s s", self.host.name, reason, delay)
-        self.retry_now.wait(delay)
-        self.retry_now.clear()
+        if not self.stopping.is_set():
+            self.retry_now.wait(delay)
         self._drain()
 
     def _drain(self) -> None:
@@ -172,10 +193,7 @@ class Supervisor:
                 del self.watchers[pk]
             else:
                 watcher.host.name = host.name
-                if watcher.failures and host.status == HostStatus.CONNECTED:
-                    # Another process reached the host since this watcher failed (a connection test, a
-                    # trusted SSH host key): retry now instead of at the end of the back-off.
-                    watcher.retry_now.set()
+                watcher.nudge(host.status, host.status_since)
         for pk, host in wanted.items():
             if pk not in self.watchers:
                 watcher = HostWatcher(host)
