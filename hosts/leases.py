@@ -12,6 +12,18 @@ Change detection: a sorted tuple of the leases (MAC, IP, prefix, host name, clie
 *absolute* expiry time). The expiry only moves when a client renews (dnsmasq's default 1 h lease:
 about every 30 min per guest), so a hint goes out on a new, gone or renewed lease, never merely
 because time passed; at most one per network per poll.
+
+Cost to the watcher: the reads run on the host watcher's thread and its shared connection, so one
+poll has one deadline for all its reads, `read_budget()` (READ_BUDGET_SECONDS, never more than
+VIRTDASH_CALL_TIMEOUT): once it has passed, the networks not read yet are read first at the next
+poll, so many open network pages cost the watcher loop at most that long per poll. A read that times
+out does not drop the host's connection (`keep_on_timeout`): a hung host is the watcher ping's and the
+keepalive's business, and a slow lease read must not cost a reconnect and full resync. Trade-off: the
+timed-out call stays in flight on the daemon (libvirtd serves 5 per client) until it returns or the
+connection closes; the poll's back-off after a failure (2 × the interval, doubling, at most
+MAX_BACKOFF_SECONDS) bounds how many can pile up, and if they do, the ping times out and the watcher
+reconnects, as it did before on any lease timeout. The guest page's address lookup has the same
+deadline: networks it could not read in time show no address.
 """
 
 from __future__ import annotations
@@ -31,8 +43,15 @@ from hosts.virt.errors import ObjectNotFound, VirtError
 
 log = logging.getLogger(__name__)
 VIEW_SECONDS = 150  # a page counts as open this long after its last render (live.js re-reads every 60 s)
-CALL_TIMEOUT = 5  # per lease read: the watcher's thread waits on it (like its ping)
+READ_BUDGET_SECONDS = 5  # all the lease reads of one poll (or one guest page) together, like the watcher's ping
+MIN_READ_SECONDS = 0.25  # less time left than this: the read is left for later rather than made to time out
 MAX_BACKOFF_SECONDS = 300
+
+
+def read_budget() -> float:
+    """Seconds one poll (or guest page) may spend reading leases: READ_BUDGET_SECONDS, at most VIRTDASH_CALL_TIMEOUT."""
+    return min(READ_BUDGET_SECONDS, settings.VIRTDASH_CALL_TIMEOUT)
+
 
 def _key(host_pk: int) -> str:
     return f"vd:leases:viewed:{host_pk}"
@@ -74,17 +93,39 @@ def fingerprint(leases: Iterable[networks.Lease]) -> tuple:
 
 def addresses_by_nic(uri: str, nics: Iterable[dict]) -> dict[str, str]:
     """{NIC MAC as given: "10.0.0.5, fd00::5"} for NICs on libvirt networks (type "network") that hold a
-    DHCP lease there: one lease read per distinct network, never per guest or NIC. A network that
-    cannot be read (stopped, gone, no lease support) adds nothing."""
+    DHCP lease on *their own* network: one lease read per distinct network, never per guest or NIC, all
+    within one `read_budget()`. A network that cannot be read (stopped, gone, no lease support, out of
+    time) adds nothing."""
     nics = [n for n in nics if n.get("type") == "network" and n.get("source") and n.get("mac")]
-    found: dict[str, list[str]] = {}
+    deadline = time.monotonic() + read_budget()
+    found: dict[str, list[networks.Lease]] = {}
     for name in sorted({n["source"] for n in nics}):
+        remaining = deadline - time.monotonic()
+        if remaining < MIN_READ_SECONDS:
+            log.info("no time left to read the leases of network %s for a guest page", name)
+            break
         try:
-            for lease in networks.dhcp_leases(uri, name, timeout=CALL_TIMEOUT):
-                found.setdefault(lease.mac.lower(), []).append(lease.ip)
+            found[name] = networks.dhcp_leases(uri, name, timeout=remaining, keep_on_timeout=True)
         except VirtError as exc:
             log.info("no leases of network %s for a guest page: %s", name, exc)
-    return {n["mac"]: ", ".join(found[n["mac"].lower()]) for n in nics if n["mac"].lower() in found}
+    return nic_addresses(nics, found)
+
+
+def nic_addresses(nics: Iterable[dict], leases_by_network: dict[str, list[networks.Lease]]) -> dict[str, str]:
+    """{NIC MAC: its addresses}: a NIC's lease counts only on the network the NIC is on (keyed by
+    (network, MAC)); the same MAC leased on another network is another NIC's, or an old one's."""
+    by_key: dict[tuple[str, str], list[str]] = {}
+    for network, found in leases_by_network.items():
+        for lease in found:
+            by_key.setdefault((network, lease.mac.lower()), []).append(lease.ip)
+    addresses = {}
+    for nic in nics:
+        if nic.get("type") != "network" or not nic.get("source") or not nic.get("mac"):
+            continue
+        ips = by_key.get((nic["source"], nic["mac"].lower()))
+        if ips:
+            addresses[nic["mac"]] = ", ".join(ips)
+    return addresses
 
 
 @dataclass
@@ -92,12 +133,13 @@ class _HostLeases:
     seen: dict[str, tuple] = field(default_factory=dict)  # network → fingerprint at the last poll
     next_poll: float = 0.0
     failures: int = 0
+    resume_at: str = ""  # the last poll ran out of time here: the next one starts with this network
 
 
 class LeaseHooks:
     """Watcher hooks (registered in hosts/apps.py): every VIRTDASH_LEASE_POLL_SECONDS, one lease read
-    per viewed network of the host. A failure is logged and backs off; it never reaches the watcher
-    loop (a dead host is the ping's business)."""
+    per viewed network of the host, all within one `read_budget()`. A failure is logged and backs off;
+    it never reaches the watcher loop (a dead host is the ping's business)."""
 
     def __init__(self) -> None:
         self.hosts: dict[int, _HostLeases] = {}
@@ -128,15 +170,27 @@ class LeaseHooks:
         state.next_poll = now + interval
 
     def poll(self, host: Host, state: _HostLeases) -> list[str]:
-        """Re-read the viewed networks' leases; publish a hint per changed one. Returns their names."""
+        """Re-read the viewed networks' leases until `read_budget()` has passed; publish a hint per
+        changed one. Returns their names. Networks left unread are the next poll's first."""
+        deadline = time.monotonic() + read_budget()
         viewed = viewed_networks(host.pk)
         state.seen = {name: seen for name, seen in state.seen.items() if name in viewed}
+        order = [name for name in viewed if name >= state.resume_at] + [n for n in viewed if n < state.resume_at]
+        state.resume_at = ""
         changed = []
-        for name in viewed:
+        for name in order:
+            remaining = deadline - time.monotonic()
+            if remaining < MIN_READ_SECONDS:
+                state.resume_at = name
+                log.info("lease poll of %s out of time; network %s and after: next poll", host.name, name)
+                break
             try:
-                current = fingerprint(networks.dhcp_leases(host.uri, name, timeout=CALL_TIMEOUT))
+                current = fingerprint(networks.dhcp_leases(host.uri, name, timeout=remaining, keep_on_timeout=True))
             except ObjectNotFound:
                 current = ()  # deleted meanwhile: its page says so on the delete's own hint
+            except VirtError:
+                state.resume_at = name  # a slow host: after the back-off, start where it failed
+                raise
             if state.seen.get(name) != current:  # also a first look: the page may predate the last poll
                 state.seen[name] = current
                 changed.append(name)

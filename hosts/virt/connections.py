@@ -205,8 +205,11 @@ def connection(uri: str, *, force: bool = False) -> libvirt.virConnect:
 
 
 def call(uri: str, fn: Callable[[libvirt.virConnect], T], *, what: str = "", timeout: float | None = None,
-         force: bool = False) -> T:
-    """Run `fn(conn)` on this process's connection to `uri` with a timeout; errors become ours."""
+         force: bool = False, keep_on_timeout: bool = False) -> T:
+    """Run `fn(conn)` on this process's connection to `uri` with a timeout; errors become ours.
+
+    A timeout drops the connection (the host is taken as hung), unless `keep_on_timeout`: best-effort
+    reads (the watcher's lease polls) leave a hung host to the keepalive and the watcher's ping."""
     timeout = timeout or settings.VIRTDASH_CALL_TIMEOUT
     where = what or uri
     conn = connection(uri, force=force)
@@ -216,7 +219,8 @@ def call(uri: str, fn: Callable[[libvirt.virConnect], T], *, what: str = "", tim
     try:
         return run_with_timeout(lambda: fn(conn), timeout, where)
     except TimeoutError as exc:
-        _forget(entry, conn, str(exc))
+        if not keep_on_timeout:
+            _forget(entry, conn, str(exc))
         raise HostUnreachable(f"{uri} is not answering: {exc}", detail=str(exc)) from None
     except libvirt.libvirtError as exc:
         error = translate(exc, where)

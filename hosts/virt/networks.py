@@ -178,8 +178,9 @@ def delete_network(uri: str, name: str) -> None:
     connections.call(uri, _delete, what=f"deleting network {name}", timeout=60)
 
 
-def dhcp_leases(uri: str, name: str, *, timeout: float | None = None) -> list[Lease]:
-    """Current DHCP leases; an empty list when the driver has no lease support (test driver)."""
+def dhcp_leases(uri: str, name: str, *, timeout: float | None = None, keep_on_timeout: bool = False) -> list[Lease]:
+    """Current DHCP leases; an empty list when the driver has no lease support (test driver).
+    `keep_on_timeout`: see connections.call."""
     def _leases(conn):
         net = _net(conn, name)
         if not net.isActive():
@@ -196,7 +197,8 @@ def dhcp_leases(uri: str, name: str, *, timeout: float | None = None) -> list[Le
                       type="ipv6" if item.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV6 else "ipv4")
                 for item in raw]
 
-    return connections.call(uri, _leases, what=f"DHCP leases of network {name}", timeout=timeout)
+    return connections.call(uri, _leases, what=f"DHCP leases of network {name}", timeout=timeout,
+                            keep_on_timeout=keep_on_timeout)
 
 
 __all__ = ["CREATE_MODES", "FORWARD_MODES", "Lease", "NetworkInfo", "define_network", "delete_network",

@@ -145,13 +145,136 @@ async def test_an_open_network_page_gets_one_hint_then_none_while_nothing_change
     await socket.disconnect()
 
 
-def test_a_guest_page_asks_each_network_once_and_skips_what_it_cannot_read(test_host):
-    """The test driver's active "default" network reports no leases; a gone network adds nothing."""
+@pytest.fixture
+def test_networks(test_host):
+    """Active networks vdtest-lease-a … -d on the test driver (no address, no bridge: nothing real is
+    made), beside its own "default"; undefined afterwards."""
+    from hosts.virt import connections
+
+    names = [f"vdtest-lease-{letter}" for letter in "abcd"]
+
+    def define(conn):
+        for name in names:
+            conn.networkDefineXML(f"<network><name>{name}</name></network>").create()
+
+    def undefine(conn):
+        for net in conn.listAllNetworks(0):
+            if net.name().startswith("vdtest-lease-"):
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
+
+    connections.call(test_host.uri, define)
+    yield names
+    connections.call(test_host.uri, undefine)
+
+
+@pytest.fixture
+def lease_reads(monkeypatch):
+    """Every lease read made, in order: (network, timeout, keep_on_timeout); the real libvirt read runs,
+    its result is returned unchanged. `slow` seconds are added after each read (a slow host)."""
+    from hosts.virt import networks
+
+    real = networks.dhcp_leases
+
+    class Reads(list):
+        slow = 0.0
+
+    reads = Reads()
+
+    def counted(uri, name, *, timeout=None, keep_on_timeout=False):
+        reads.append((name, timeout, keep_on_timeout))
+        try:
+            return real(uri, name, timeout=timeout, keep_on_timeout=keep_on_timeout)
+        finally:
+            time.sleep(reads.slow)
+
+    monkeypatch.setattr(networks, "dhcp_leases", counted)
+    return reads
+
+
+def test_a_guest_page_asks_each_network_once_and_skips_what_it_cannot_read(test_host, test_networks, lease_reads):
+    """The test driver's networks report no leases (no lease support); a gone network adds nothing."""
     nics = [{"mac": "52:54:00:00:00:01", "type": "network", "source": "default"},
             {"mac": "52:54:00:00:00:02", "type": "network", "source": "default"},
-            {"mac": "52:54:00:00:00:03", "type": "network", "source": "vdtest-gone"},
-            {"mac": "52:54:00:00:00:04", "type": "bridge", "source": "br0"}]
+            {"mac": "52:54:00:00:00:03", "type": "network", "source": "vdtest-lease-a"},
+            {"mac": "52:54:00:00:00:04", "type": "network", "source": "vdtest-lease-a"},
+            {"mac": "52:54:00:00:00:05", "type": "network", "source": "vdtest-lease-b"},
+            {"mac": "52:54:00:00:00:06", "type": "network", "source": "vdtest-gone"},
+            {"mac": "52:54:00:00:00:07", "type": "network", "source": "vdtest-gone"},
+            {"mac": "52:54:00:00:00:08", "type": "bridge", "source": "br0"}]
     assert leases.addresses_by_nic(test_host.uri, nics) == {}
+    assert sorted(name for name, _, _ in lease_reads) == ["default", "vdtest-gone", "vdtest-lease-a",
+                                                          "vdtest-lease-b"]  # once each; none for the bridge
+
+
+def test_a_guest_page_reads_leases_within_one_budget_without_dropping_the_connection(test_host, test_networks,
+                                                                                      lease_reads, monkeypatch):
+    monkeypatch.setattr(leases, "READ_BUDGET_SECONDS", 1.0)
+    lease_reads.slow = 0.4
+    nics = [{"mac": f"52:54:00:00:00:0{i}", "type": "network", "source": name} for i, name in enumerate(test_networks)]
+    started = time.monotonic()
+    assert leases.addresses_by_nic(test_host.uri, nics) == {}
+    assert time.monotonic() - started < 1.3
+    assert [name for name, _, _ in lease_reads] == test_networks[:2]  # the rest: no time left, no address shown
+    assert all(0 < timeout <= 1.0 and keep for _, timeout, keep in lease_reads)
+
+
+def test_a_nics_address_comes_from_its_own_networks_lease_only():
+    """A MAC leased on network B (another guest's NIC, or this NIC before it moved) is not the address
+    of the NIC on network A."""
+    same_mac = "52:54:00:aa:00:01"
+    nics = [{"mac": same_mac.upper(), "type": "network", "source": "net-a"},
+            {"mac": "52:54:00:aa:00:02", "type": "network", "source": "net-a"},
+            {"mac": "52:54:00:aa:00:03", "type": "network", "source": "net-b"}]
+    found = {"net-a": [lease(mac="52:54:00:aa:00:02", ip="10.0.1.2")],
+             "net-b": [lease(mac=same_mac, ip="10.0.2.1"), lease(mac="52:54:00:aa:00:03", ip="10.0.2.3"),
+                       lease(mac="52:54:00:aa:00:03", ip="fd00::3", type="ipv6")]}
+    assert leases.nic_addresses(nics, found) == {"52:54:00:aa:00:02": "10.0.1.2",
+                                                 "52:54:00:aa:00:03": "10.0.2.3, fd00::3"}
+
+
+def test_a_poll_stops_at_its_deadline_and_the_next_starts_with_the_networks_left(fresh_hooks, test_host,
+                                                                                 test_networks, lease_reads,
+                                                                                 monkeypatch):
+    monkeypatch.setattr(leases, "READ_BUDGET_SECONDS", 1.0)
+    lease_reads.slow = 0.4  # two reads fit in the budget, not three
+    for name in test_networks:
+        leases.note_viewed(test_host.pk, name)
+    state = leases._HostLeases()
+    started = time.monotonic()
+    assert fresh_hooks.poll(test_host, state) == test_networks[:2]
+    assert time.monotonic() - started < 1.3  # the watcher loop waited one budget, not four reads
+    assert fresh_hooks.poll(test_host, state) == test_networks[2:]  # first look at the rest, first
+    assert [name for name, _, _ in lease_reads] == test_networks
+    assert fresh_hooks.poll(test_host, state) == []  # all seen; a, b read again, unchanged
+    assert [name for name, _, _ in lease_reads[4:]] == test_networks[:2]
+    assert all(0 < timeout <= 1.0 and keep for _, timeout, keep in lease_reads)
+
+
+def test_the_read_budget_never_exceeds_the_call_timeout(settings):
+    settings.VIRTDASH_CALL_TIMEOUT = 2
+    assert leases.read_budget() == 2
+    settings.VIRTDASH_CALL_TIMEOUT = 30
+    assert leases.read_budget() == leases.READ_BUDGET_SECONDS
+
+
+def test_a_best_effort_read_that_times_out_leaves_the_hosts_connection_open(test_host):
+    """What lease reads ask of connections.call: a slow read must not cost the watcher a reconnect and
+    full resync (a hung host is its ping's business)."""
+    from hosts.virt import connections
+    from hosts.virt.errors import HostUnreachable
+
+    conn = connections.connection(test_host.uri)
+
+    def slow(c):
+        time.sleep(0.5)
+        return c.getLibVersion()
+
+    with pytest.raises(HostUnreachable, match="not answering"):
+        connections.call(test_host.uri, slow, what="a slow read", timeout=0.1, keep_on_timeout=True)
+    assert connections.connection(test_host.uri) is conn
+    assert connections.call(test_host.uri, lambda c: c.getLibVersion()) > 0
 
 
 def test_the_guest_page_has_an_address_column(viewer_client, test_host):
