@@ -71,6 +71,10 @@ def test_an_admin_trusts_an_unknown_host_key_and_the_host_connects(page, sshd, d
         assert "SSH host key verification failed: no host key for" in error
         page.click("text=Trust this host's key…")
         page.wait_for_url(f"**/hosts/{host.pk}/ssh-host-key/")
+        assert page.locator("[data-field=fingerprint]").count() == 0  # opening the page scans nothing
+        assert "on this server only" in page.locator("[data-field=this-server-only]").inner_text()
+        page.click("button:has-text(\"Scan the host's keys\")")
+        page.wait_for_selector("[data-field=fingerprint]")
         shown = page.locator("[data-field=fingerprint]").all_inner_texts()
         assert shown == [_fingerprint(sshd.folder / "host.pub")]
         assert page.locator("[data-field=pattern]").inner_text() == f"[127.0.0.1]:{sshd.port}"
@@ -82,7 +86,9 @@ def test_an_admin_trusts_an_unknown_host_key_and_the_host_connects(page, sshd, d
         started = time.monotonic()
         page.click("button:has-text('Trust this key')")
         page.wait_for_url(f"**/hosts/{host.pk}/")
-        assert f"{name} is connected." in page.locator(".msg-success").inner_text()
+        said = page.locator(".msg-success").inner_text()
+        assert f"{name} is connected from this server." in said
+        assert f"This updated {known_hosts} on this server only; machines that also reach this host" in said
         assert page.locator("[data-status=connected]").first.is_visible()
         assert page.locator("[data-field=trust-key]").count() == 0
         wait_until(lambda: Guest.objects.filter(host=host, uuid=defined_guest.UUIDString()).exists(), 14,
@@ -98,25 +104,26 @@ def test_an_admin_trusts_an_unknown_host_key_and_the_host_connects(page, sshd, d
         running.stop_all()
 
 
-def test_an_admin_replaces_a_changed_host_key_after_typing_the_host_name(page, sshd, transactional_db, tmp_path):
-    from hosts import services
+def test_an_admin_replaces_a_changed_host_key_from_the_add_form_after_typing_the_host_name(page, sshd,
+                                                                                         transactional_db, tmp_path):
+    from hosts.models import Host
 
     known_hosts = tmp_path / "known_hosts"
     shutil.copy(sshd.wrong_known_hosts, known_hosts)
     running = Stack(port=free_port(), env=sshd.env(known_hosts=known_hosts))
     running.start_web()
     try:
-        admin = make_user("alice-admin", "admin", is_staff=True, is_superuser=True)
+        make_user("alice-admin", "admin", is_staff=True, is_superuser=True)
         login(page, running.url, "alice-admin")
         page.goto(f"{running.url}/hosts/add/")
         page.fill("#id_name", "kvm-reinstalled")
         page.fill("#id_uri", sshd.uri())
         page.click("button[name=test]")
         assert "has changed" in page.locator(".msg-error").inner_text()
-        host = services.create_host(admin, name="kvm-reinstalled", uri=sshd.uri())
-        services.record_status(host, ok=False, error=page.locator(".msg-error").inner_text())
-        page.goto(f"{running.url}/hosts/{host.pk}/")
         page.click("text=Trust this host's key…")
+        page.wait_for_url(re.compile(r"/hosts/ssh-host-key/\?uri="))
+        assert page.locator("[data-field=pattern]").inner_text() == f"[127.0.0.1]:{sshd.port}"
+        page.click("button:has-text(\"Scan the host's keys\")")
         warning = page.locator("[data-field=changed-warning]")
         assert "has changed" in warning.inner_text()
         assert page.locator("[data-field=old-fingerprint]").inner_text() == _fingerprint(sshd.folder / "other.pub")
@@ -124,9 +131,12 @@ def test_an_admin_replaces_a_changed_host_key_after_typing_the_host_name(page, s
         screenshot(page, "ssh-host-key-changed-warning")
         page.fill("#id_confirm", "127.0.0.1")
         page.click("button:has-text('Replace the host key')")
-        page.wait_for_url(f"**/hosts/{host.pk}/")
-        assert "kvm-reinstalled is connected." in page.locator(".msg-success").inner_text()
-        assert page.locator("[data-status=connected]").first.is_visible()
+        page.wait_for_url(re.compile(r"/hosts/add/\?uri="))
+        said = page.locator(".msg-success").inner_text()
+        assert f"Replaced the key of [127.0.0.1]:{sshd.port}" in said and "From this server: Connected: QEMU" in said
+        assert page.locator("#id_uri").input_value() == sshd.uri()
+        assert page.locator("#id_name").input_value() == "kvm-reinstalled"
         assert (sshd.folder / "other.pub").read_text().split()[1] not in known_hosts.read_text()
+        assert not Host.objects.exists()  # trusting a key adds no host
     finally:
         running.stop_all()
