@@ -174,10 +174,17 @@ class ZoneScope:
 def claim_duty(name: str, seconds: float, ident: str) -> bool:
     """True for the one watcher that does duty `name` in this `seconds`-long round (SET NX PX).
 
-    Without Redis: True (the duties are safe to run concurrently, just wasteful)."""
+    Without Redis: True (the duties are safe to run concurrently, just wasteful); logged once per outage."""
     try:
-        return bool(shared_redis.client().set(DUTY_KEY.format(name=name), ident, nx=True,
-                                              px=max(1, int(seconds * 1000))))
+        claimed = bool(shared_redis.client().set(DUTY_KEY.format(name=name), ident, nx=True,
+                                                 px=max(1, int(seconds * 1000))))
     except redis.RedisError as exc:
-        log.warning("could not claim watcher duty %s (%s); doing it anyway", name, exc)
+        if name not in _duties_unclaimable:
+            _duties_unclaimable.add(name)
+            log.warning("could not claim watcher duty %s (%s); doing it anyway until Redis answers", name, exc)
         return True
+    _duties_unclaimable.discard(name)
+    return claimed
+
+
+_duties_unclaimable: set[str] = set()  # duties whose claim failed (warned once until a claim works again)

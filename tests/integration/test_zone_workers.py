@@ -4,6 +4,7 @@ without --zone leaves a zone to that zone's watcher."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 
@@ -15,8 +16,9 @@ from core.models import Job
 from guests import inventory, services
 from guests.models import Guest
 from hosts.models import Host
+from hosts.watch_zones import ADVERT_KEY
 from tests.conftest import TEST_PREFIX
-from tests.stack import ARTIFACTS, VENV_BIN, Stack, free_port, wait_until
+from tests.stack import ARTIFACTS, VENV_BIN, Stack, free_port, wait_for_port, wait_until
 
 URI = "test+unix:///default"  # one state for this process and the workers while a connection is open
 RUNNING, PAUSED = 1, 3
@@ -103,11 +105,11 @@ def test_a_zone_job_waits_for_its_zones_worker_and_a_default_zone_job_runs_on_th
     broker.close()
 
 
-def _watch(stack: Stack, name: str, *zones: str) -> None:
+def _watch(stack: Stack, name: str, *zones: str, **env: str) -> None:
     argv = [str(VENV_BIN / "python"), "manage.py", "watch", "--sync-seconds", "0.5"]
     for zone in zones:
         argv += ["--zone", zone]
-    stack.start(name, argv, ready="Watcher running.", LOG_LEVEL="INFO")
+    stack.start(name, argv, ready="Watcher running.", LOG_LEVEL="INFO", **env)
 
 
 def test_a_watcher_without_zone_leaves_a_zone_to_its_own_watcher_and_takes_it_back_when_it_stops(
@@ -130,3 +132,54 @@ def test_a_watcher_without_zone_leaves_a_zone_to_its_own_watcher_and_takes_it_ba
     stopped = time.monotonic()
     wait_until(lambda: watching_z1 in all_log.text(), 10, message="z1 taken back by the watcher without --zone")
     print(f"z1 taken back {time.monotonic() - stopped:.1f} s after its watcher stopped")
+
+
+def _redis_server(port: int) -> subprocess.Popen:
+    server = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    wait_for_port(port, 10)
+    return server
+
+
+def test_while_redis_is_down_or_restarts_empty_a_watcher_without_zone_still_leaves_a_zone_to_its_watcher(
+        zone_stack):
+    """Both watchers use a private Redis that stops, then comes back without data (no persistence, as
+    scripts/up runs it): the central watcher must not connect to z1's host meanwhile."""
+    port = free_port()
+    server = _redis_server(port)
+    env = {"REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    try:
+        Host.objects.create(name=f"{TEST_PREFIX}plain", uri="test:///default")
+        Host.objects.create(name=f"{TEST_PREFIX}zone-z1", uri=URI, zone="z1")
+        z1_log, all_log = Log("watcher-zone-z1-redis"), Log("watcher-zone-all-redis")
+        watching_z1 = f"watching {URI}"
+        _watch(zone_stack, "watcher-zone-z1-redis", "z1", **env)
+        wait_until(lambda: watching_z1 in z1_log.text(), 15, message="the z1 watcher watching its host")
+        _watch(zone_stack, "watcher-zone-all-redis", **env)
+        wait_until(lambda: "watching test:///default" in all_log.text(), 15, message="the default-zone host watched")
+        time.sleep(1)
+        assert watching_z1 not in all_log.text()
+
+        server.terminate()
+        server.wait(5)
+        wait_until(lambda: "Redis unavailable for the watcher's zones" in all_log.text(), 5,
+                   message="the central watcher noticing Redis is down")
+        time.sleep(4)  # 8 rounds without Redis, within 3 × the adverts' 10 s time to live
+        text = all_log.text()
+        assert watching_z1 not in text
+        assert text.count("Redis unavailable for the watcher's zones") == 1
+        assert "leaving zone(s) z1 to their watchers as last read" in text
+        assert text.count("could not claim watcher duty") == 1  # once, not every round
+
+        server = _redis_server(port)  # back, empty: z1's advert is gone until its watcher's next round
+        wait_until(lambda: "Redis reachable again for the watcher's zones" in all_log.text(), 10,
+                   message="the central watcher reading Redis again")
+        time.sleep(2)
+        assert watching_z1 not in all_log.text()
+        adverts = redis.Redis.from_url(env["REDIS_URL"])
+        assert [m.decode().split()[0] for m in adverts.zrange(ADVERT_KEY, 0, -1)] == ["z1"]  # re-advertised
+        adverts.close()
+    finally:
+        zone_stack.stop_all()
+        server.terminate()
+        server.wait(5)

@@ -277,3 +277,12 @@ def test_when_redis_answers_again_the_zones_of_the_last_read_stay_left_alone_for
 def test_a_watcher_without_zone_that_never_read_redis_watches_everything(zoned_hosts, clean_redis, redis_down):
     redis_down.down()
     assert _names(ZoneScope(None, ttl=0.5)) == {"plain", "one", "two"}
+
+
+def test_without_redis_a_duty_is_done_anyway_and_that_is_logged_once(clean_redis, redis_down, caplog):
+    redis_down.down()
+    assert [claim_duty("test-duty", 0.5, "watcher-a") for _ in range(3)] == [True, True, True]
+    assert caplog.text.count("could not claim watcher duty test-duty") == 1
+    redis_down.back()
+    assert claim_duty("test-duty", 0.5, "watcher-a") is True
+    assert claim_duty("test-duty", 0.5, "watcher-b") is False  # claims work again
