@@ -114,6 +114,7 @@ class HostWatcher(threading.Thread):
             lambda: events.subscribe(self.conn, lambda ev: self.inbox.put(("event", ev))),
             PING_TIMEOUT, f"subscribing to {self.host.uri}")
         self.failures = 0
+        self.retry_now.clear()  # connected: a nudge that came during the attempt is moot (stop() also sets stopping)
         services.refresh_facts(self.host)
         _run_hooks("on_connected", self.host)
         log.info("watching %s", self.host.uri)
