@@ -125,7 +125,7 @@ def test_an_accepted_upload_lands_byte_for_byte_and_is_audited(web, host, pool, 
     assert (status, body["volume"], body["capacity"]) == (200, name, len(data)), body
     assert _volumes(libvirt_conn, pool) == [name]
     assert hashlib.sha256(_read_volume(libvirt_conn, pool, name)).digest() == hashlib.sha256(data).digest()
-    entry = AuditEntry.objects.get(action="volume.upload")
+    entry = _upload_audit()
     assert (entry.result, entry.detail) == ("ok", f"{len(data)} bytes, raw")
 
 
@@ -137,7 +137,7 @@ def test_a_browser_going_away_mid_upload_leaves_no_partial_volume(web, host, poo
     conn.close()
     wait_until(lambda: _volumes(libvirt_conn, pool) == [], 10, message="the partial volume deleted")
     wait_until(lambda: AuditEntry.objects.filter(action="volume.upload").exists(), 5, message="audited")
-    entry = AuditEntry.objects.get(action="volume.upload")
+    entry = _upload_audit()
     assert entry.result == "failed" and "went away" in entry.detail, entry.detail
 
 
@@ -147,10 +147,16 @@ def test_an_upload_that_stalls_is_abandoned_and_its_volume_deleted(web, host, po
     conn.send(os.urandom(MIB))
     wait_until(lambda: _volumes(libvirt_conn, pool) == [name], 10, message="the partial volume exists")
     wait_until(lambda: _volumes(libvirt_conn, pool) == [], 10, message="the stalled volume deleted")  # idle 2 s
-    entry = AuditEntry.objects.get(action="volume.upload")
+    entry = _upload_audit()
     assert entry.result == "failed" and "sent nothing for 2 s" in entry.detail, entry.detail
     status, body = _answer(conn)
     assert status == 408 and "stalled" in body["error"]
+
+
+def _upload_audit():
+    """The upload's audit entry: written by the server just after it deleted the partial volume."""
+    return wait_until(lambda: AuditEntry.objects.filter(action="volume.upload").first(), 10,
+                      message="the upload's audit entry")
 
 
 def _read_volume(conn, pool: str, name: str) -> bytes:
