@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ConstantBackoff
 
 from consoles import conf
 from consoles.targets import Target
@@ -107,6 +109,7 @@ def async_client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = _async_clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=3,
-                                                                socket_connect_timeout=3)
+        client = _async_clients[loop] = aioredis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=3, socket_connect_timeout=3,
+            retry=AsyncRetry(ConstantBackoff(0.1), 1))  # as core.shared_redis: no 3 s of retries when Redis is down
     return client

@@ -151,10 +151,9 @@ def test_a_redelivery_during_the_first_attempt_is_skipped_and_one_after_a_dead_a
 
 
 def test_the_report_is_sent_when_redis_cannot_say_whether_it_was(small_seed, report_settings, monkeypatch):
-    import redis
 
     from core import shared_redis
 
-    monkeypatch.setattr(shared_redis, "_client", redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1))
+    monkeypatch.setattr(shared_redis, "_client", shared_redis.make_client("redis://127.0.0.1:1/0"))
     scheduled_capacity_report.apply(task_id=f"vdtest-noredis-{os.getpid()}")
     assert len(mail.outbox) == 1
