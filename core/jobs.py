@@ -28,7 +28,13 @@ Report = Callable[[int, str], None]
 
 
 class JobRefused(Exception):
-    """The job cannot start (e.g. another job holds the guest's lock); message for the user."""
+    """The job cannot start (e.g. another job holds the guest's lock); message for the user.
+
+    `holders`: the jobs holding the guests when a bulk job was refused because all were busy."""
+
+    def __init__(self, message: str, *, holders: list | None = None):
+        super().__init__(message)
+        self.holders = holders or []
 
 
 def job_topics(job: Job) -> list[str]:
@@ -133,14 +139,18 @@ def create(actor, kind: str, *, host=None, guest=None, guests=None, target_name:
                 holders.append(holder)
                 job.items.append(skipped_item(other.name, other.uuid, holder))
         if guests and len(holders) == len(guests):  # every one is busy: nothing to do
-            raise JobRefused("Other jobs hold every selected guest: "
-                             + "; ".join(f"(job #{h.pk}, {h.kind})" for h in holders[:3])
-                             + ("…" if len(holders) > 3 else "") + ". Wait for them to finish.")
+            raise JobRefused(all_busy_message(holders), holders=holders)
         if job.items:
             job.save(update_fields=["items"])
         audit.record(actor, kind, guest or host, result=AuditResult.QUEUED, detail=f"job #{job.pk}")
         _publish(job)
     return job
+
+
+def all_busy_message(holders: list[Job]) -> str:
+    """Why a bulk request was refused: other jobs hold every selected guest."""
+    return ("Other jobs hold every selected guest: " + "; ".join(f"(job #{h.pk}, {h.kind})" for h in holders[:3])
+            + ("…" if len(holders) > 3 else "") + ". Wait for them to finish.")
 
 
 def skipped_item(name: str, uuid: str, holder: Job) -> dict:
@@ -149,9 +159,16 @@ def skipped_item(name: str, uuid: str, holder: Job) -> dict:
             "message": f"busy — skipped (job #{holder.pk}, {holder.kind})"}
 
 
+def zone_of(job: Job) -> str:
+    """The job's zone: its host's; a bulk job (no host) names it in params["zone"] ('' = the default zone)."""
+    if job.host_id:
+        return job.host.zone
+    return str((job.params or {}).get("zone") or "")
+
+
 def queue_for(job: Job) -> str | None:
-    """The Celery queue of the job: its host's zone queue (hosts/zones.py), None = the default queue."""
-    return zones.queue_for(job.host.zone) if job.host_id else None
+    """The Celery queue of the job: its zone's queue (hosts/zones.py), None = the default queue."""
+    return zones.queue_for(zone_of(job))
 
 
 def enqueue(job: Job, task) -> None:
@@ -239,7 +256,7 @@ def reap_stale(now=None) -> int:
         for job in Job.objects.filter(status=status, **condition).select_related("host"):
             why = message
             if status == JobStatus.QUEUED and (queue := queue_for(job)) is not None:
-                why = _LOST_IN_ZONE.format(zone=job.host.zone, queue=queue)
+                why = _LOST_IN_ZONE.format(zone=zone_of(job), queue=queue)
             updated = Job.objects.filter(pk=job.pk, status=status, **condition).update(
                 status=JobStatus.FAILED, finished=now, message=why)
             if updated:

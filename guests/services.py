@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 
 from core import audit, jobs
 from core.choices import AuditResult
@@ -22,6 +23,8 @@ from core.policy import Action, can
 from guests import inventory
 from guests.choices import ACTIVE_STATES, GuestState, state_from_libvirt
 from guests.models import Guest
+from hosts import zones
+from hosts.models import Host
 from hosts.virt import domains
 from hosts.virt.errors import GuestNotFound, VirtError
 
@@ -116,8 +119,43 @@ def request_delete(actor, guest: Guest, *, confirm: str, volume_paths: list[str]
     return job
 
 
-def request_bulk(actor, guests: list[Guest], name: str) -> Job:
-    """Queue one bulk Job; guests the actor may not operate are reported per item, not run."""
+@dataclass
+class BulkRequest:
+    """What a bulk request queued: one job per zone of the selection (default zone first, then by name),
+    and `busy`: (guest name, holding job) of the zones where every guest was busy (those got no job)."""
+
+    jobs: list[Job]
+    busy: list[tuple[str, Job]]
+
+    def skipped(self) -> list[str]:
+        """Every selected guest left alone because another job holds it (in a job's items or in `busy`)."""
+        names = [item["name"] for job in self.jobs for item in job.items if item.get("skipped")]
+        return names + [name for name, _holder in self.busy]
+
+    @staticmethod
+    def _held(job: Job) -> int:
+        return len(job.params["guests"]) - sum(1 for item in job.items if item.get("skipped"))
+
+    def summary(self) -> str:
+        """Names every job: 'Queued 3 jobs: #12 (zone default, 2 guests), #13 (zone eu-west, 4 guests), …'."""
+        def guests(n: int) -> str:
+            return f"{n} guest{'' if n == 1 else 's'}"
+
+        if len(self.jobs) == 1:
+            job = self.jobs[0]
+            zone = jobs.zone_of(job)
+            return f"Job #{job.pk} started for {guests(self._held(job))}" + (f" in zone {zone}." if zone else ".")
+        return f"Queued {len(self.jobs)} jobs: " + ", ".join(
+            f"#{job.pk} (zone {zones.label(jobs.zone_of(job))}, {guests(self._held(job))})" for job in self.jobs) + "."
+
+
+def request_bulk_by_zone(actor, guests: list[Guest], name: str) -> BulkRequest:
+    """Queue one bulk Job per zone of the selected guests' hosts, each holding its own guests' locks
+    and sent to its zone's Celery queue (a zone worker reaches only its zone's hosts).
+
+    Guests the actor may not operate are audited as denied and left out. A zone whose guests are
+    all busy gets no job; JobRefused only when every selected guest is busy (nothing is created then).
+    """
     if name not in BULK_ACTIONS:
         raise KeyError(name)
     kind = f"guest.bulk-{name}"
@@ -127,12 +165,45 @@ def request_bulk(actor, guests: list[Guest], name: str) -> Job:
             audit.record(actor, f"guest.{name}", guest, result=AuditResult.DENIED, detail="bulk; not allowed")
     if not allowed:
         raise PermissionDenied("You may not do that to any of the selected guests.")
-    job = jobs.create(actor, kind, host=None, target_name=f"{len(allowed)} guests", guests=allowed,
-                      params={"action": name, "guests": [g.pk for g in allowed]})
+    by_zone = _by_zone(allowed)
     from guests.tasks import guest_bulk
 
-    jobs.enqueue(job, guest_bulk)
-    return job
+    created, busy, holders = [], [], []
+    with transaction.atomic():
+        for zone in sorted(by_zone, key=lambda z: (z != "", z)):
+            members = by_zone[zone]
+            target = f"{len(members)} guests" + (f", zone {zones.label(zone)}" if len(by_zone) > 1 or zone else "")
+            try:
+                job = jobs.create(actor, kind, host=None, target_name=target, guests=members,
+                                  params={"action": name, "guests": [g.pk for g in members], "zone": zone})
+            except jobs.JobRefused as exc:
+                if len(exc.holders) != len(members):
+                    raise  # not "all busy" (e.g. a lock changing hands): refuse the whole request
+                holders += exc.holders
+                busy += [(g.name, h) for g, h in zip(members, exc.holders, strict=True)]
+                continue
+            jobs.enqueue(job, guest_bulk)
+            created.append(job)
+        if not created:
+            raise jobs.JobRefused(jobs.all_busy_message(holders), holders=holders)
+    return BulkRequest(created, busy)
+
+
+def _by_zone(guests: list[Guest]) -> dict[str, list[Guest]]:
+    """The guests grouped by their host's zone ('' = the default zone), in selection order; one query."""
+    zone_of_host = dict(Host.objects.filter(pk__in={g.host_id for g in guests}).values_list("pk", "zone"))
+    groups: dict[str, list[Guest]] = {}
+    for guest in guests:
+        groups.setdefault(zone_of_host.get(guest.host_id, ""), []).append(guest)
+    return groups
+
+
+def request_bulk(actor, guests: list[Guest], name: str) -> Job:
+    """Queue the one bulk Job of a selection within one zone; ValueError if the guests span zones
+    (use request_bulk_by_zone, which makes one job per zone)."""
+    if len(_by_zone(guests)) > 1:
+        raise ValueError("The selected guests span several zones: use request_bulk_by_zone.")
+    return request_bulk_by_zone(actor, guests, name).jobs[0]
 
 
 # ------------------------------------------------------------------------ in the worker

@@ -61,15 +61,17 @@ def guest_bulk(request):
         messages.error(request, "Select at least one guest and an action.")
         return redirect("guests:list")
     try:
-        job = services.request_bulk(request.user, guests, name)
+        result = services.request_bulk_by_zone(request.user, guests, name)  # one job per zone
     except JobRefused as exc:
         messages.error(request, str(exc))
         return redirect("guests:list")
-    messages.success(request, f"Job #{job.pk} started for {len(guests)} guest(s).")
-    skipped = [item["name"] for item in job.items if item.get("skipped")]
-    if skipped:  # held by other jobs: the bulk job leaves them alone
+    messages.success(request, result.summary())
+    skipped = result.skipped()
+    if skipped:  # held by other jobs: the bulk jobs leave them alone
         messages.warning(request, f"Busy with other jobs, skipped: {', '.join(skipped)}.")
-    return redirect("job", job.pk)
+    if len(result.jobs) == 1:
+        return redirect("job", result.jobs[0].pk)
+    return redirect("jobs")
 
 
 def guest_detail(request, uuid):

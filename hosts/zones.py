@@ -2,7 +2,9 @@
 
 A zone is a short slug on `Host.zone` (blank = the default zone). Jobs of a host in zone Z go
 to the Celery queue ``zone.Z`` (a worker near those hosts runs ``celery worker -Q zone.Z``);
-default-zone jobs and jobs without a host go to Celery's default queue, as before zones.
+default-zone jobs and jobs without a host go to Celery's default queue, as before zones. A bulk
+request makes one job per zone of its guests (guests/services.py `request_bulk_by_zone`); such a job
+has no host and names its zone in ``params["zone"]`` (core/jobs.py `zone_of`).
 ``manage.py watch --zone Z`` watches only zone Z; see hosts/watch_zones.py for how a watcher
 without ``--zone`` stays out of zones that have their own.
 """
