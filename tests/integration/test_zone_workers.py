@@ -93,6 +93,8 @@ def test_a_zone_job_waits_for_its_zones_worker_and_a_default_zone_job_runs_on_th
     print(f"z1 job done {time.monotonic() - started:.1f} s after its worker was started")
     assert job.status == "succeeded", job.message
     assert dom.state()[0] == PAUSED  # done in libvirt
+    # Celery logs "succeeded" after the task returns, a moment after the job's row says so
+    wait_until(lambda: z1_log.tasks_succeeded() == 1, 10, message="the z1 worker logging the task")
     assert (z1_log.tasks_succeeded(), default_log.tasks_succeeded()) == (1, 0)
 
     host.zone = ""  # the default zone again: the next job is the default worker's
@@ -101,6 +103,7 @@ def test_a_zone_job_waits_for_its_zones_worker_and_a_default_zone_job_runs_on_th
     job = wait_until(lambda: _finished(job.pk), 20, message="the default-zone job finished")
     assert job.status == "succeeded", job.message
     assert dom.state()[0] == RUNNING
+    wait_until(lambda: default_log.tasks_succeeded() == 1, 10, message="the default worker logging the task")
     assert (z1_log.tasks_succeeded(), default_log.tasks_succeeded()) == (1, 1)
     broker.close()
 
