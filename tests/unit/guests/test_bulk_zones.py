@@ -3,8 +3,6 @@ own guests' locks and sent to its zone's Celery queue (test driver, real Redis b
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import timedelta
 
 import pytest
@@ -19,6 +17,7 @@ from guests import inventory, services
 from guests.models import Guest
 from hosts.models import Host
 from hosts.virt import connections
+from tests.celery_queue import queued_job_ids
 from tests.conftest import TEST_PREFIX
 
 ZONES = ["", "eu-west", "us-east"]
@@ -52,13 +51,7 @@ def broker():
 
 
 def _queued(broker, queue: str) -> list[int]:
-    ids = []
-    for raw in broker.lrange(queue, 0, -1):
-        message = json.loads(raw)
-        assert message["headers"]["task"] == "guests.bulk"
-        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        ids.append(args[0])
-    return ids
+    return queued_job_ids(broker, queue, "guests.bulk")
 
 
 def _locked(job: Job) -> set[str]:

@@ -3,8 +3,6 @@ zone's jobs are sent to, which hosts a watcher watches, and watcher duties done 
 
 from __future__ import annotations
 
-import base64
-import json
 import threading
 import time
 
@@ -18,6 +16,7 @@ from core.models import AuditEntry
 from guests.tasks import guest_action
 from hosts.models import Host
 from hosts.watch_zones import ADVERT_KEY, DUTY_KEY, ZoneScope, claim_duty
+from tests.celery_queue import queued_job_ids
 
 
 @pytest.fixture
@@ -86,13 +85,7 @@ def broker():
 
 
 def _queued_job_ids(broker, queue: str) -> list[int]:
-    ids = []
-    for raw in broker.lrange(queue, 0, -1):
-        message = json.loads(raw)
-        assert message["headers"]["task"] == "guests.action"
-        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        ids.append(args[0])
-    return ids
+    return queued_job_ids(broker, queue, "guests.action")
 
 
 @pytest.mark.parametrize("zone, queue", [("z1", "zone.z1"), ("", "celery")])
