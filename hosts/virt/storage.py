@@ -564,29 +564,43 @@ class UnsafeImage(OperationRefused):
 SAFE_UPLOAD_FORMATS = ("raw", "qcow2", "iso")  # as libvirt probes the content, not as declared
 _QCOW2_MAGIC = b"QFI\xfb"
 _QCOW2_EXTERNAL_DATA_FILE = 1 << 2  # incompatible feature bit (qcow2 v3)
-HEAD_BYTES = 104  # a qcow2 v3 header up to its incompatible features
+HEAD_BYTES = 64 * 1024  # the first qcow2 cluster: header, extensions and the backing file's name
+
+
+def _qcow2_problem(header: bytes) -> str:
+    """What in a qcow2 header (the upload's first bytes) points outside the image, or ""."""
+    if header[:4] != _QCOW2_MAGIC or len(header) < 72:
+        return ""
+    version = int.from_bytes(header[4:8], "big")
+    offset, size = int.from_bytes(header[8:16], "big"), int.from_bytes(header[16:20], "big")
+    if offset:
+        name = header[offset:offset + size].decode(errors="replace") if offset + size <= len(header) else ""
+        return f"its qcow2 header names the backing file {name}" if name else "its qcow2 header names a backing file"
+    if version >= 3 and len(header) >= 80 and int.from_bytes(header[72:80], "big") & _QCOW2_EXTERNAL_DATA_FILE:
+        return "its qcow2 header names an external data file"
+    return ""
 
 
 def _unsafe_image(vol: libvirt.virStorageVol, header: bytes) -> str:
-    """Why an uploaded volume must not be kept, or "". libvirt probes the content whatever format
-    was declared (a qcow2 sent as "raw" shows as qcow2, with its ``<backingStore>``); the qcow2
-    header (the upload's first bytes) is read too, for an external data file, which libvirt's
-    volume XML does not show."""
+    """Why an uploaded volume must not be kept, or "".
+
+    The qcow2 header (the upload's first bytes, whatever format was declared) is checked first:
+    libvirt re-reads an uploaded volume in a background refresh, so right after the upload its
+    volume XML can still show the declared "raw" without the backing file (seen in CI). Then
+    libvirt's own probe, after a refresh of the pool, for formats other than raw, ISO and qcow2."""
+    problem = _qcow2_problem(header)
+    if problem:
+        return problem
+    try:
+        vol.storagePoolLookupByVolume().refresh(0)
+    except libvirt.libvirtError:
+        pass  # a refresh already running: its result is what the XML below shows, or the header sufficed
     parsed = StorageVolume.parse(vol.XMLDesc(0))
     if parsed.backing_path:
         return f"its header names the backing file {parsed.backing_path}"
     kind = parsed.format or "raw"
     if kind not in SAFE_UPLOAD_FORMATS:
         return f"libvirt reads it as a {kind} image; only raw, ISO and qcow2 images are accepted"
-    if kind != "qcow2":
-        return ""
-    if header[:4] != _QCOW2_MAGIC or len(header) < 72:
-        return ""
-    version = int.from_bytes(header[4:8], "big")
-    if int.from_bytes(header[8:16], "big"):
-        return "its qcow2 header names a backing file"
-    if version >= 3 and len(header) >= 80 and int.from_bytes(header[72:80], "big") & _QCOW2_EXTERNAL_DATA_FILE:
-        return "its qcow2 header names an external data file"
     return ""
 
 
