@@ -168,12 +168,15 @@ def reconcile(host: Host, read: stats.HostRead, read_started=None) -> Changes:
     changes = Changes()
     with transaction.atomic():
         rows = {g.uuid: g for g in _rows_for(host, read)}
-        held = hands_off(read_started or now)  # a migration job re-reads these itself when it ends
-        gone = [uuid for uuid in rows if uuid not in read.domains and uuid not in held]
+        missing = [uuid for uuid in rows if uuid not in read.domains]
+        new = [uuid for uuid in read.domains if uuid not in rows]
+        # asked only when a row would go or come (a migration job re-reads these itself when it ends)
+        asked = missing + new
+        held = hands_off(read_started or now, asked if len(asked) <= 500 else None) if asked else set()
+        gone = [uuid for uuid in missing if uuid not in held]
         if gone:
             Guest.objects.filter(host=host, uuid__in=gone).delete()
             changes.removed.extend(gone)
-        new = [uuid for uuid in read.domains if uuid not in rows]
         elsewhere = set(Guest.objects.filter(uuid__in=new).exclude(host=host).values_list("uuid", flat=True)) \
             if new else set()
         created = []
@@ -252,17 +255,17 @@ def resync(host: Host, *, full: bool = False, capacity: bool = False) -> tuple[s
     return read, reconcile(host, read, started)
 
 
-def refresh_guest(host: Host, uuid: str, event: str = "") -> Changes:
+def refresh_guest(host: Host, uuid: str, event: str = "", *, own_migration: bool = False) -> Changes:
     """Re-read one guest after an event; creates, updates, moves or removes its row.
 
     A guest a migration is moving, or moved since this read began, keeps its row where it is
-    (only updated), except in the migration job's own re-read (event "migrated")."""
+    (only updated), except in the migration job's own re-read (`own_migration`)."""
     started = timezone.now()
     changes = Changes()
     try:
         read = domains.read(host.uri, uuid)
     except GuestNotFound:
-        if event != "migrated" and uuid in hands_off(started):
+        if not own_migration and hands_off(started, [uuid]):
             return changes  # mid-migration: the job re-reads both hosts when it ends
         removed, _ = Guest.objects.filter(host=host, uuid=uuid).delete()
         if removed:
@@ -278,7 +281,7 @@ def refresh_guest(host: Host, uuid: str, event: str = "") -> Changes:
                 _record_event(guest, "reboot", guest.state, now)
             if _apply(guest, found, now):
                 changes.updated.append(uuid)
-        elif event != "migrated" and uuid in hands_off(started):
+        elif not own_migration and hands_off(started, [uuid]):
             pass  # a copy seen mid-migration, or before it ended: the job moves the row itself
         elif (claimed := _claim_moved(host, uuid, found, now)) is not None:
             if claimed == "moved":

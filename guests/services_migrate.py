@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
+from django.db.models import Q
 
 from core import audit, jobs
 from core.choices import AuditResult, JobStatus
@@ -198,35 +199,25 @@ def _hosts(job: Job) -> tuple[Host, Host]:
     return source, dest
 
 
-def moving_guests(*, settling: bool = False) -> set[str]:
-    """UUIDs a running migration is moving: the inventory leaves their rows alone.
+def hands_off(read_started, uuids=None) -> set[str]:
+    """UUIDs (of `uuids`, or all) whose rows an inventory read begun at `read_started` must not
+    delete, move or create; one query.
 
-    While QEMU moves a guest, libvirt lists it on both hosts, then only on one; a watcher that
-    saw the source's copy vanish before the destination's appear would delete the row (and with
-    it the guest's grants, events and samples) and create a new one. So the inventory neither
-    deletes, moves nor creates rows for these UUIDs; the job re-reads both hosts when it ends
-    (`settling`), and a job whose worker died is reaped, which releases the UUID too.
-    With `settling`, jobs doing that final re-read count too: the row may be moved then (the job
-    moves it itself) but not deleted, or a late "undefined" from the source would drop it just
-    before the destination's re-read and the guest would come back as a new row.
+    While QEMU moves a guest, libvirt lists it on both hosts, then only on one; a watcher that saw
+    the source's copy vanish before the destination's appear would delete the row (and with it the
+    guest's grants, events and samples) and create a new one. So rows of guests a running migration
+    job moves — including its final re-read of both hosts ("settling"), in which it moves the row
+    itself — are left alone, and so are those a migration finished after the read began: such a
+    read may show the guest where it was (a source still listing it, a destination that did not have
+    it yet). The next read is fresh. Only jobs that ran (they settle when they end) count among the
+    finished ones. The margin covers the clocks of a watcher and a worker on different machines
+    (keep them NTP-synchronised). A job whose worker died is reaped, which releases its UUID.
     """
-    running = Job.objects.filter(kind=KIND, status=JobStatus.RUNNING).values_list("guest_uuid", "params")
-    return {uuid for uuid, params in running if settling or not (params or {}).get("settling")}
-
-
-def hands_off(read_started) -> set[str]:
-    """UUIDs whose rows an inventory read begun at `read_started` must not delete, move or create.
-
-    Those a migration is moving or settling, and those a migration finished after the read began:
-    such a read may show the guest where it was (a source still listing it, a destination that did
-    not have it yet), and applying it after the job moved the row would move it back or delete it.
-    The next read is fresh. Only jobs that ran (they settle when they end, whatever the outcome)
-    count, not ones cancelled before they started. The margin covers the clocks of a watcher and a
-    worker on different machines (keep them NTP-synchronised).
-    """
-    recent = Job.objects.filter(kind=KIND, finished__gte=read_started - RECENT_MARGIN,
-                                params__settling=True).values_list("guest_uuid", flat=True)
-    return moving_guests(settling=True) | set(recent)
+    jobs = Job.objects.filter(kind=KIND).filter(
+        Q(status=JobStatus.RUNNING) | Q(finished__gte=read_started - RECENT_MARGIN, params__settling=True))
+    if uuids is not None:
+        jobs = jobs.filter(guest_uuid__in=list(uuids))
+    return set(jobs.values_list("guest_uuid", flat=True))
 
 
 RECENT_MARGIN = timedelta(seconds=2)
@@ -243,7 +234,7 @@ def sync_inventory(uuid: str, source: Host, dest: Host) -> None:
 
     for host in (dest, source):
         try:
-            inventory.refresh_guest(host, uuid, "migrated")
+            inventory.refresh_guest(host, uuid, "migrated", own_migration=True)
         except Exception:  # the watcher's events and reconcile will catch up
             log.warning("re-reading %s on %s failed", uuid, host.name, exc_info=True)
             return  # without the destination's re-read, the source's could delete the row
