@@ -155,8 +155,9 @@ def test_an_upload_that_stalls_is_abandoned_and_its_volume_deleted(web, host, po
 
 def _upload_audit():
     """The upload's audit entry: written by the server just after it deleted the partial volume."""
-    return wait_until(lambda: AuditEntry.objects.filter(action="volume.upload").first(), 10,
-                      message="the upload's audit entry")
+    wait_until(lambda: AuditEntry.objects.filter(action="volume.upload").exists(), 10,
+               message="the upload's audit entry")
+    return AuditEntry.objects.get(action="volume.upload")  # exactly one
 
 
 def _read_volume(conn, pool: str, name: str) -> bytes:

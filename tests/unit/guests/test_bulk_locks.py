@@ -180,3 +180,4 @@ def test_a_lock_taken_by_a_racing_job_between_read_and_insert_makes_that_guest_a
     assert set(GuestLock.objects.filter(job=bulk).values_list("guest_uuid", flat=True)) == {alpha.uuid, gamma.uuid}
     assert [i["name"] for i in bulk.items] == [beta.name]
     assert f"job #{racer.pk}" in bulk.items[0]["message"]
+    assert GuestLock.objects.get(guest_uuid=beta.uuid).job_id == racer.pk  # the racer keeps it

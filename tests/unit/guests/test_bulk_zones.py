@@ -110,6 +110,14 @@ def test_each_zone_job_runs_only_its_own_guests(admin_user, zoned):
     assert not GuestLock.objects.filter(job=east).exists()
     assert GuestLock.objects.count() == 4  # the other zones' jobs still hold theirs
 
+    def state(guest):
+        return connections.call(guest.host.uri, lambda c: c.lookupByUUIDString(guest.uuid).state()[0], what="state")
+
+    east_guest = zoned["us-east"][0]
+    assert state(east_guest) == 3  # paused in libvirt
+    others = [g for guests in zoned.values() for g in guests if g.pk != east_guest.pk]
+    assert [state(g) for g in others] == [1] * len(others)  # the other jobs' guests untouched (running)
+
 
 def test_a_zone_whose_guests_are_all_busy_gets_no_job_and_its_guests_are_reported(admin_user, zoned):
     holder = services.request_bulk(admin_user, zoned["eu-west"], "suspend")

@@ -15,6 +15,7 @@ from django.test import Client
 
 from hosts import leases
 from hosts.models import Host
+from hosts.virt import connections
 from hosts.virt.networks import Lease
 from virtdash.asgi import application
 
@@ -213,9 +214,11 @@ def test_a_guest_page_reads_leases_within_one_budget_without_dropping_the_connec
     monkeypatch.setattr(leases, "READ_BUDGET_SECONDS", 1.0)
     lease_reads.slow = 0.4
     nics = [{"mac": f"52:54:00:00:00:0{i}", "type": "network", "source": name} for i, name in enumerate(test_networks)]
+    conn = connections.connection(test_host.uri)
     started = time.monotonic()
     assert leases.addresses_by_nic(test_host.uri, nics) == {}
     assert time.monotonic() - started < 1.3
+    assert connections.connection(test_host.uri) is conn  # the same connection: not dropped
     assert [name for name, _, _ in lease_reads] == test_networks[:2]  # the rest: no time left, no address shown
     assert all(0 < timeout <= 1.0 and keep for _, timeout, keep in lease_reads)
 
